@@ -97,11 +97,11 @@ class KeyboardResponseMessage(msgspec.Struct, tag="keyboard_response", tag_field
 VisitorMessage = TextVisitorMessage | FileVisitorMessage | KeyboardResponseMessage
 
 
-class NewMessage(msgspec.Struct):
+class NewMessage(msgspec.Struct, kw_only=True):
+    event: Literal["new_message"] = "new_message"
     chat_id: int
     visitor: Visitor
     message: VisitorMessage
-    event: Literal["new_message"] = "new_message"
 
 
 # --------------------------------------------------------------------------- send_message (platform → bridge)

@@ -1,0 +1,102 @@
+"""The seam between taking a message over and delivering it, in both directions.
+
+The core builds a `InboundItem` (for the platform) or an `OutboundItem` (for a messenger) and hands it to a
+`Handoff`. `Handoff.submit` returns only once the item is taken over: with a durable handoff that means it is
+stored; the caller answers its sender 2xx only after that. Delivery itself is a `Deliverer` that turns one item
+into an `Outcome`; the handoff decides about retries, order and dead letters.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+import msgspec
+
+from bridge.messages import Outbound
+from bridge.protocol import NewMessage
+
+__all__ = [
+    "Delivered",
+    "Deliverer",
+    "Direction",
+    "Handoff",
+    "InboundItem",
+    "Item",
+    "Outcome",
+    "OutboundItem",
+    "Permanent",
+    "Retry",
+    "decode_item",
+    "encode_item",
+]
+
+Direction = Literal["inbound", "outbound"]
+
+
+class InboundItem(msgspec.Struct, tag="inbound", tag_field="direction"):
+    """A visitor's message on its way to the platform."""
+
+    channel_id: str
+    chat_id: int
+    dedupe_key: str
+    payload: NewMessage
+
+
+class OutboundItem(msgspec.Struct, tag="outbound", tag_field="direction"):
+    """An agent's message (one part of it, after splitting) on its way to a messenger."""
+
+    channel_id: str
+    chat_id: int
+    dedupe_key: str
+    message: Outbound
+
+
+Item = InboundItem | OutboundItem
+
+_item_encoder = msgspec.json.Encoder()
+_item_decoder = msgspec.json.Decoder(Item)  # type: ignore[arg-type]
+
+
+def encode_item(item: Item) -> bytes:
+    return _item_encoder.encode(item)
+
+
+def decode_item(data: bytes) -> Item:
+    return _item_decoder.decode(data)  # type: ignore[no-any-return]
+
+
+class Delivered(msgspec.Struct, frozen=True):
+    pass
+
+
+class Retry(msgspec.Struct, frozen=True):
+    reason: str
+    retry_after: float | None = None
+
+
+class Permanent(msgspec.Struct, frozen=True):
+    reason: str
+
+
+Outcome = Delivered | Retry | Permanent
+Deliverer = Callable[[Item], Awaitable[Outcome]]
+
+
+class Handoff(ABC):
+    """Takes items over and gets them delivered. Items of one (channel, chat, direction) are delivered in the
+    order `submit` was called for them."""
+
+    @abstractmethod
+    async def start(self, deliver: Deliverer) -> None:
+        """Begin delivering with `deliver`."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Stop taking work; let in-flight deliveries finish within the configured bound."""
+
+    @abstractmethod
+    async def submit(self, items: list[Item]) -> None:
+        """Take the items over (all or none); items whose `dedupe_key` was seen before are skipped.
+        Raises an exception when they could not be taken over, so the sender can redeliver."""

@@ -1,0 +1,1 @@
+"""Chat-id store backends; `open_store(url)` picks one by URL scheme."""
