@@ -148,6 +148,8 @@ _KNOWN_KINDS = frozenset({"operator", "keyboard", "file_operator"})
 class SendMessageRequest(msgspec.Struct):
     chat_id: int
     message: Reply
+    # Not in the documented dialect; when a sender does give a message id, a repeated call is recognised by it.
+    message_id: str | None = None
 
 
 class OkBody(msgspec.Struct):
@@ -200,12 +202,13 @@ def decode_send_message(body: bytes) -> SendMessageRequest:
     if not isinstance(raw_message, dict):
         raise ProtocolError("`message` must be an object")
     kind = raw_message.get("kind")
+    raw_id = raw_message.get("id")
+    message_id = str(raw_id) if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else None
     if kind not in _KNOWN_KINDS:
-        return SendMessageRequest(
-            chat_id=chat_id, message=UnknownReply(kind=kind if isinstance(kind, str) else None, raw=raw_message)
-        )
+        unknown = UnknownReply(kind=kind if isinstance(kind, str) else None, raw=raw_message)
+        return SendMessageRequest(chat_id=chat_id, message=unknown, message_id=message_id)
     try:
         message: Reply = msgspec.convert(raw_message, _known_reply_converter)
     except msgspec.ValidationError as exc:
         raise ProtocolError(f"invalid `message` of kind {kind!r}: {exc}") from None
-    return SendMessageRequest(chat_id=chat_id, message=message)
+    return SendMessageRequest(chat_id=chat_id, message=message, message_id=message_id)

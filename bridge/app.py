@@ -1,0 +1,193 @@
+"""`create_app(config)`: builds the whole bridge as one Litestar app, with no module-level state.
+
+Construction is cheap and does no I/O (adapters are built here so their routes can be mounted); everything that
+connects (store, platform client, handoff workers, adapters) starts in the lifespan, in that order, and stops
+in reverse.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Request, Response, Router
+from litestar.exceptions import HTTPException
+
+from bridge.adapter import Adapter, AdapterContext, NotTakenOver
+from bridge.config import Config, adapter_settings
+from bridge.core import Bridge, Channel
+from bridge.file_routes import file_routes
+from bridge.files import FileUrlSigner, new_signing_key
+from bridge.handoff import Handoff
+from bridge.messages import Inbound
+from bridge.platform import PlatformClient
+from bridge.protocol import error_body
+from bridge.routes import health_routes, reply_routes
+from bridge.store import open_store
+from bridge.store.base import Store, StoreError
+from bridge.store.keyvalue import StoreKeyValue
+
+__all__ = ["BridgeRuntime", "create_app"]
+
+log = logging.getLogger("bridge.app")
+
+_SIGNING_KEY = ("bridge", "file-signing-key")
+
+
+def _public_url(config: Config) -> str:
+    if config.server.public_url:
+        return config.server.public_url.rstrip("/")
+    host = config.server.host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    return f"http://{host}:{config.server.port}"
+
+
+def _submitter(bridge: Bridge, channel_id: str) -> Callable[[Inbound], Any]:
+    async def submit(inbound: Inbound) -> None:
+        try:
+            await bridge.accept_inbound(channel_id, inbound)
+        except Exception as exc:
+            log.warning("inbound message not taken over", extra={"channel": channel_id, "reason": str(exc)})
+            raise NotTakenOver(f"{type(exc).__name__}: {exc}") from exc
+
+    return submit
+
+
+class BridgeRuntime:
+    """The parts one app owns; kept on `app.state.bridge` for the CLI and tests."""
+
+    def __init__(self, config: Config, store: Store, platform: PlatformClient, handoff: Handoff) -> None:
+        self.config = config
+        self.store = store
+        self.platform = platform
+        self.handoff = handoff
+        self.public_url = _public_url(config)
+        self.signer: FileUrlSigner | None = None
+        self.bridge = Bridge(channels={}, store=store, platform=platform, handoff=handoff, file_urls=None)
+        self.channels: dict[str, Channel] = {}
+
+    def signer_or_fail(self) -> FileUrlSigner:
+        if self.signer is None:
+            raise HTTPException(status_code=503, detail="the bridge is starting")
+        return self.signer
+
+    async def _signing_key(self) -> str:
+        if self.config.files.signing_key:
+            return self.config.files.signing_key
+        # Generated once and kept in the store, so every replica on one store signs alike.
+        await self.store.kv_set_if_absent(*_SIGNING_KEY, new_signing_key().encode())
+        key = await self.store.kv_get(*_SIGNING_KEY)
+        if key is None:
+            raise StoreError("the file signing key could not be stored")
+        return key.decode()
+
+    @asynccontextmanager
+    async def lifespan(self, _app: Litestar) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            await self.store.open()
+            stack.push_async_callback(self.store.close)
+            self.signer = FileUrlSigner(
+                await self._signing_key(), public_url=self.public_url, ttl=self.config.files.url_ttl
+            )
+            self.bridge.file_urls = self.signer
+            await self.platform.start()
+            stack.push_async_callback(self.platform.close)
+            await self.handoff.start(self.bridge.deliver)
+            stack.push_async_callback(self.handoff.stop)
+            for channel in self.channels.values():
+                log.info("starting adapter", extra={"channel": channel.config.id, "adapter": channel.adapter.name})
+                await channel.adapter.start()
+                stack.push_async_callback(channel.adapter.stop)
+            log.info("bridge started", extra={"channels": list(self.channels)})
+            yield
+            log.info("bridge stopping")
+
+    async def readiness(self) -> dict[str, Any]:
+        checks: dict[str, Any] = {}
+        try:
+            await self.store.ping()
+            checks["store"] = {"status": "ok"}
+        except Exception as exc:
+            checks["store"] = {"status": "error", "detail": str(exc)}
+        for channel_id, channel in self.channels.items():
+            ok = channel.adapter.started
+            checks[f"adapter:{channel_id}"] = {"status": "ok" if ok else "error",
+                                               "detail": "started" if ok else "not started"}
+        status = "ok" if all(c["status"] == "ok" for c in checks.values()) else "error"
+        return {"status": status, "checks": checks}
+
+
+def _exception_handler(_request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    if isinstance(exc, HTTPException):
+        status = exc.status_code
+        desc = str(exc.detail)
+    else:
+        log.exception("unhandled error in a request", exc_info=exc)
+        status, desc = 500, "internal error"
+    code = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+            405: "method_not_allowed", 413: "too_large"}.get(status, "error")
+    return Response(content=error_body(code, desc), status_code=status, media_type="application/json")
+
+
+def create_app(
+    config: Config,
+    *,
+    adapters: dict[str, type[Adapter]] | None = None,  # type: ignore[type-arg]
+    handoff: Handoff | None = None,
+    store: Store | None = None,
+) -> Litestar:
+    """Build the bridge. `adapters` defaults to the installed plugins; `handoff` to the durable queue."""
+    if adapters is None:
+        from bridge.plugins import discover_adapters
+
+        adapters = discover_adapters()
+    store = store or open_store(config.store.url)
+    platform = PlatformClient(
+        timeout=max(c.platform.timeout for c in config.channels),
+        connect_timeout=max(c.platform.connect_timeout for c in config.channels),
+    )
+    if handoff is None:
+        from bridge.direct import DirectHandoff
+
+        handoff = DirectHandoff()
+    runtime = BridgeRuntime(config, store, platform, handoff)
+    routers: list[Any] = []
+    for channel_config in config.channels:
+        adapter_cls = adapters[channel_config.adapter_type]
+        context = AdapterContext(
+            channel_id=channel_config.id,
+            submit=_submitter(runtime.bridge, channel_config.id),
+            kv=StoreKeyValue(store, f"adapter:{channel_config.id}"),
+            public_url=config.server.public_url,
+            route_prefix=f"/channels/{channel_config.id}",
+            logger=logging.getLogger(f"bridge.adapter.{channel_config.id}"),
+        )
+        adapter = adapter_cls(adapter_settings(channel_config, adapter_cls), context)
+        runtime.channels[channel_config.id] = Channel(config=channel_config, adapter=adapter)
+        handlers = list(adapter.route_handlers())
+        if handlers:
+            routers.append(Router(path=f"/channels/{channel_config.id}", route_handlers=handlers))
+    runtime.bridge.channels = runtime.channels
+
+    app = Litestar(
+        route_handlers=[
+            *routers,
+            *reply_routes(runtime.bridge, {c.id: c for c in config.channels}),
+            *file_routes(
+                runtime.signer_or_fail,
+                {cid: ch.adapter for cid, ch in runtime.channels.items()},
+                int(config.files.max_size_mb * 1024 * 1024),
+            ),
+            *health_routes(runtime.readiness),
+        ],
+        lifespan=[runtime.lifespan],
+        exception_handlers={Exception: _exception_handler},
+        request_max_body_size=config.server.max_body_bytes,
+        openapi_config=None,
+        debug=False,
+    )
+    app.state.bridge = runtime
+    return app

@@ -1,0 +1,40 @@
+"""`omnichannel-bridge run -c FILE`: serve the bridge."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "run the bridge with a config file"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-c", "--config", required=True, help="path to the YAML config file")
+    parser.add_argument("--host", help="override server.host")
+    parser.add_argument("--port", type=int, help="override server.port")
+
+
+def main(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bridge.app import create_app
+    from bridge.config import ConfigError, load_config
+    from bridge.plugins import discover_adapters
+
+    adapters = discover_adapters()
+    try:
+        config = load_config(args.config, adapters)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        return 2
+    app = create_app(config, adapters=adapters)
+    uvicorn.run(
+        app,
+        host=args.host or config.server.host,
+        port=args.port or config.server.port,
+        log_level=config.logging.level.lower(),
+        proxy_headers=True,
+        server_header=False,
+    )
+    return 0

@@ -1,0 +1,190 @@
+"""The core: typed messages in, platform payloads out, and back.
+
+`Bridge.accept_inbound` is the callback adapters get; `Bridge.accept_reply` is what the reply route calls;
+`Bridge.deliver` is the `Deliverer` the handoff calls for each item. Nothing here speaks HTTP to the world
+directly: the platform client and the adapters do.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bridge.adapter import Adapter, PermanentSendError, RetryableSendError
+from bridge.config import ChannelConfig
+from bridge.files import FileUrlSigner
+from bridge.handoff import Delivered, Handoff, InboundItem, Item, Outcome, OutboundItem, Permanent, Retry
+from bridge.messages import Inbound, InboundButton, InboundFile, InboundText, Outbound
+from bridge.platform import PlatformClient
+from bridge.protocol import (
+    Button,
+    ButtonPress,
+    FileVisitorData,
+    FileVisitorMessage,
+    KeyboardResponseMessage,
+    NewMessage,
+    SendMessageRequest,
+    TextVisitorMessage,
+    UnknownReply,
+    Visitor,
+    VisitorFields,
+    VisitorMessage,
+)
+from bridge.shaping import reply_contents
+from bridge.store.base import Store
+
+__all__ = ["Bridge", "Channel", "ReplyResult", "UnknownChat", "stable_id"]
+
+# Fixed namespace: ids derived from it must stay the same across versions and replicas.
+_ID_NAMESPACE = uuid.UUID("5b0c9a43-7f0e-4b59-9a4c-3d1f6f0b2a71")
+
+log = logging.getLogger("bridge.core")
+
+
+def stable_id(*parts: str) -> str:
+    """A UUID that is the same every time for the same parts, so a redelivered message keeps its id."""
+    return str(uuid.uuid5(_ID_NAMESPACE, "\x1f".join(parts)))
+
+
+class UnknownChat(LookupError):
+    pass
+
+
+@dataclass(slots=True)
+class Channel:
+    config: ChannelConfig
+    adapter: Adapter  # type: ignore[type-arg]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyResult:
+    queued: int
+    unknown_kind: str | None = None
+
+
+class Bridge:
+    def __init__(
+        self,
+        *,
+        channels: Mapping[str, Channel],
+        store: Store,
+        platform: PlatformClient,
+        handoff: Handoff,
+        file_urls: FileUrlSigner | None,
+    ) -> None:
+        self.channels = channels
+        self.store = store
+        self.platform = platform
+        self.handoff = handoff
+        self.file_urls = file_urls
+
+    # ------------------------------------------------------------------ inbound: messenger → platform
+
+    async def accept_inbound(self, channel_id: str, inbound: Inbound) -> None:
+        """Take one visitor message over; returns once the handoff has it, raises otherwise."""
+        channel = self.channels[channel_id].config
+        chat_id = await self.store.chat_id_for(channel_id, inbound.native_chat_id)
+        sender = inbound.sender
+        fields = await self.store.save_visitor(
+            channel_id,
+            sender.native_user_id,
+            VisitorFields(
+                name=sender.name,
+                login=sender.login,
+                phone=sender.phone,
+                email=sender.email,
+                site=channel.platform.site,
+            ),
+        )
+        message_id = stable_id("message", channel_id, inbound.native_chat_id, inbound.native_message_id)
+        payload = NewMessage(
+            chat_id=chat_id,
+            visitor=Visitor(id=stable_id("visitor", channel_id, sender.native_user_id), fields=fields),
+            message=self._wire_message(channel_id, message_id, inbound),
+        )
+        item = InboundItem(
+            channel_id=channel_id,
+            chat_id=chat_id,
+            dedupe_key=f"in:{channel_id}:{inbound.native_chat_id}:{inbound.native_message_id}",
+            payload=payload,
+        )
+        await self.handoff.submit([item])
+
+    def _wire_message(self, channel_id: str, message_id: str, inbound: Inbound) -> VisitorMessage:
+        match inbound.content:
+            case InboundText(text=text):
+                return TextVisitorMessage(id=message_id, text=text)
+            case InboundButton(button_id=button_id, text=text):
+                return KeyboardResponseMessage(id=message_id, data=ButtonPress(Button(id=button_id, text=text)))
+            case InboundFile() as file:
+                return FileVisitorMessage(
+                    id=message_id,
+                    data=FileVisitorData(
+                        id=stable_id("file", channel_id, file.file_ref),
+                        state="ready",
+                        name=file.name,
+                        content_type=file.content_type,
+                        size=file.size,
+                        url=self._file_url(channel_id, file),
+                    ),
+                )
+
+    def _file_url(self, channel_id: str, file: InboundFile) -> str:
+        if self.file_urls is not None:
+            return self.file_urls.sign(
+                channel_id, file.file_ref, name=file.name, content_type=file.content_type
+            )
+        if file.url:
+            return file.url
+        raise RuntimeError("no public URL configured for files: set server.public_url")
+
+    # ------------------------------------------------------------------ outbound: platform → messenger
+
+    async def accept_reply(
+        self, channel_id: str, request: SendMessageRequest, *, request_id: str
+    ) -> ReplyResult:
+        """Queue one `/send_message` call. `request_id` is stable for a repeated call (dedupe), else unique."""
+        record = await self.store.chat_by_id(request.chat_id)
+        if record is None or record.channel_id != channel_id:
+            raise UnknownChat(request.chat_id)
+        if isinstance(request.message, UnknownReply):
+            return ReplyResult(queued=0, unknown_kind=request.message.kind or "<missing>")
+        adapter = self.channels[channel_id].adapter
+        contents = reply_contents(request.message, adapter.capabilities)
+        items: list[Item] = [
+            OutboundItem(
+                channel_id=channel_id,
+                chat_id=record.chat_id,
+                dedupe_key=f"out:{channel_id}:{request_id}:{index}",
+                message=Outbound(
+                    chat_id=record.chat_id,
+                    native_chat_id=record.native_chat_id,
+                    message_id=f"{request_id}:{index}",
+                    content=content,
+                ),
+            )
+            for index, content in enumerate(contents)
+        ]
+        if items:
+            await self.handoff.submit(items)
+        return ReplyResult(queued=len(items))
+
+    # ------------------------------------------------------------------ delivery (called by the handoff)
+
+    async def deliver(self, item: Item) -> Outcome:
+        channel = self.channels.get(item.channel_id)
+        if channel is None:
+            return Permanent(f"channel {item.channel_id!r} is no longer configured")
+        match item:
+            case InboundItem(payload=payload):
+                return await self.platform.post_new_message(channel.config.platform.webhook_url, payload)
+            case OutboundItem(message=message):
+                try:
+                    await channel.adapter.send(message)
+                except PermanentSendError as exc:
+                    return Permanent(str(exc))
+                except RetryableSendError as exc:
+                    return Retry(str(exc), retry_after=exc.retry_after)
+                return Delivered()

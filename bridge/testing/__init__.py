@@ -1,0 +1,1 @@
+"""Helpers for testing the bridge and adapters against real loopback servers."""
