@@ -1,0 +1,48 @@
+"""Rules both backends must apply identically, kept in one place so they cannot drift apart."""
+
+from __future__ import annotations
+
+import math
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import msgspec
+
+from bridge.protocol import VisitorFields
+
+__all__ = ["check_ttl", "merge_visitor", "redact_url"]
+
+_SECRET_PARAMS = frozenset({"password", "pass", "passwd", "token", "secret"})
+
+
+def merge_visitor(stored: VisitorFields, update: VisitorFields) -> VisitorFields:
+    """`update` over `stored`, where a None in `update` keeps the stored value."""
+    changes = {
+        name: value for name in update.__struct_fields__ if (value := getattr(update, name)) is not None
+    }
+    return msgspec.structs.replace(stored, **changes)
+
+
+def check_ttl(ttl: float | None) -> float | None:
+    """The TTL itself, refused when it would make no sense (a zero or negative TTL is a caller's bug)."""
+    if ttl is not None and (not math.isfinite(ttl) or ttl <= 0):
+        raise ValueError(f"ttl must be a positive number of seconds, not {ttl!r}")
+    return ttl
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password (in the authority or the query) replaced by `***`, safe for messages."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, _, host = netloc.rpartition("@")
+            user, has_password, _ = userinfo.partition(":")
+            # A lone userinfo may well be a token (many services put it there): hide it too.
+            netloc = f"{user}:***@{host}" if has_password else f"***@{host}"
+        query = parts.query
+        if query:
+            pairs = parse_qsl(query, keep_blank_values=True)
+            query = urlencode([(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs], safe="*")
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    except ValueError:
+        return "<unparsable URL>"

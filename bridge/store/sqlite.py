@@ -1,0 +1,303 @@
+"""The SQLite store: one file, shareable by several processes on one host.
+
+sqlite3 blocks, so every call runs in a worker thread, one at a time through a capacity limiter of one, on
+a single connection. Cross-process safety comes from the database itself: WAL, a busy timeout and
+`BEGIN IMMEDIATE` around every read-then-write.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+import anyio.to_thread
+import msgspec
+
+from bridge.protocol import VisitorFields
+from bridge.store._shared import check_ttl, merge_visitor
+from bridge.store.base import ChatRecord, Store, StoreError
+from bridge.store.migrations import Migrations, connect, migrate, sql, transaction
+
+__all__ = ["STORE_MIGRATIONS", "SqliteStore"]
+
+T = TypeVar("T")
+
+STORE_MIGRATIONS = Migrations(
+    component="store",
+    steps=(
+        sql(
+            # AUTOINCREMENT: a deleted chat's id is never handed out again.
+            """
+            CREATE TABLE chats (
+                chat_id INTEGER PRIMARY KEY AUTOINCREMENT,
+                channel_id TEXT NOT NULL,
+                native_chat_id TEXT NOT NULL,
+                adapter_data TEXT NOT NULL DEFAULT '{}',
+                created_at REAL NOT NULL,
+                UNIQUE (channel_id, native_chat_id)
+            )
+            """,
+            """
+            CREATE TABLE visitors (
+                channel_id TEXT NOT NULL,
+                native_user_id TEXT NOT NULL,
+                fields TEXT NOT NULL,
+                updated_at REAL NOT NULL,
+                PRIMARY KEY (channel_id, native_user_id)
+            ) WITHOUT ROWID
+            """,
+            """
+            CREATE TABLE kv (
+                namespace TEXT NOT NULL,
+                key TEXT NOT NULL,
+                value BLOB NOT NULL,
+                expires_at REAL,
+                PRIMARY KEY (namespace, key)
+            ) WITHOUT ROWID
+            """,
+            "CREATE INDEX kv_expires_at ON kv (expires_at) WHERE expires_at IS NOT NULL",
+        ),
+    ),
+)
+
+_adapter_data = msgspec.json.Decoder(dict[str, str])
+_visitor = msgspec.json.Decoder(VisitorFields)
+
+
+class SqliteStore(Store):
+    """`path` is created with its parent folders on first `open()`.
+
+    `extra_migrations` lets another component keep its tables in the same file and have them migrated
+    when the store opens; it can as well call `bridge.store.migrations.migrate` on its own connection.
+    Expired key-values are invisible at once and deleted at most every `purge_interval` seconds.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout: float = 10.0,
+        purge_interval: float = 60.0,
+        extra_migrations: Sequence[Migrations] = (),
+    ) -> None:
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self.purge_interval = purge_interval
+        self.migrations: tuple[Migrations, ...] = (STORE_MIGRATIONS, *extra_migrations)
+        self._conn: sqlite3.Connection | None = None
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._next_purge = 0.0
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def open(self) -> None:
+        if self._conn is not None:
+            return
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(1)
+        async with self._limiter:
+            if self._conn is not None:  # another task opened it while we waited
+                return
+            self._conn = await anyio.to_thread.run_sync(self._open_sync)
+
+    def _open_sync(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the folder of the SQLite store {str(self.path)!r}: {exc}"
+            ) from exc
+        try:
+            conn = connect(self.path, busy_timeout=self.busy_timeout)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the SQLite store {str(self.path)!r}: {exc}") from exc
+        try:
+            for migrations in self.migrations:
+                migrate(conn, migrations)
+            self._purge_expired(conn, force=True)
+        except StoreError:
+            conn.close()
+            raise
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(f"cannot prepare the SQLite store {str(self.path)!r}: {exc}") from exc
+        return conn
+
+    async def close(self) -> None:
+        if self._conn is None or self._limiter is None:
+            return
+        async with self._limiter:  # waits for the call in flight
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                await anyio.to_thread.run_sync(conn.close)
+
+    async def ping(self) -> None:
+        await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    async def _run(self, func: Callable[[sqlite3.Connection], T]) -> T:
+        if self._limiter is None:
+            raise StoreError(f"{self!r} is not open")
+        async with self._limiter:
+            conn = self._conn
+            if conn is None:
+                raise StoreError(f"{self!r} is not open")
+            try:
+                return await anyio.to_thread.run_sync(func, conn)
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {str(self.path)!r}: {exc}") from exc
+
+    # ------------------------------------------------------------------ chat ids
+
+    async def chat_id_for(self, channel_id: str, native_chat_id: str) -> int:
+        def allocate(conn: sqlite3.Connection) -> int:
+            found = _chat_id(conn, channel_id, native_chat_id)
+            if found is not None:
+                return found
+            with transaction(conn):
+                conn.execute(
+                    "INSERT OR IGNORE INTO chats (channel_id, native_chat_id, created_at) VALUES (?, ?, ?)",
+                    (channel_id, native_chat_id, time.time()),
+                )
+                allocated = _chat_id(conn, channel_id, native_chat_id)
+            if allocated is None:  # pragma: no cover - the row was just written in this transaction
+                raise StoreError(f"chat {channel_id}/{native_chat_id} vanished while being allocated")
+            return allocated
+
+        return await self._run(allocate)
+
+    async def chat_by_id(self, chat_id: int) -> ChatRecord | None:
+        def lookup(conn: sqlite3.Connection) -> ChatRecord | None:
+            row = conn.execute(
+                "SELECT channel_id, native_chat_id, adapter_data FROM chats WHERE chat_id = ?", (chat_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            return ChatRecord(
+                chat_id=chat_id,
+                channel_id=row[0],
+                native_chat_id=row[1],
+                adapter_data=_adapter_data.decode(row[2]),
+            )
+
+        return await self._run(lookup)
+
+    async def set_chat_data(self, chat_id: int, adapter_data: dict[str, str]) -> None:
+        encoded = msgspec.json.encode(adapter_data).decode()
+
+        def update(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "UPDATE chats SET adapter_data = ? WHERE chat_id = ?", (encoded, chat_id)
+            ).rowcount
+
+        if await self._run(update) == 0:
+            raise KeyError(chat_id)
+
+    # ------------------------------------------------------------------ visitors
+
+    async def save_visitor(
+        self, channel_id: str, native_user_id: str, fields: VisitorFields
+    ) -> VisitorFields:
+        def merge(conn: sqlite3.Connection) -> VisitorFields:
+            with transaction(conn):
+                row = conn.execute(
+                    "SELECT fields FROM visitors WHERE channel_id = ? AND native_user_id = ?",
+                    (channel_id, native_user_id),
+                ).fetchone()
+                merged = merge_visitor(_visitor.decode(row[0]) if row else VisitorFields(), fields)
+                conn.execute(
+                    "INSERT INTO visitors (channel_id, native_user_id, fields, updated_at) "
+                    "VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (channel_id, native_user_id) "
+                    "DO UPDATE SET fields = excluded.fields, updated_at = excluded.updated_at",
+                    (channel_id, native_user_id, msgspec.json.encode(merged).decode(), time.time()),
+                )
+            return merged
+
+        return await self._run(merge)
+
+    async def get_visitor(self, channel_id: str, native_user_id: str) -> VisitorFields | None:
+        def lookup(conn: sqlite3.Connection) -> VisitorFields | None:
+            row = conn.execute(
+                "SELECT fields FROM visitors WHERE channel_id = ? AND native_user_id = ?",
+                (channel_id, native_user_id),
+            ).fetchone()
+            return _visitor.decode(row[0]) if row else None
+
+        return await self._run(lookup)
+
+    # ------------------------------------------------------------------ key-values
+
+    async def kv_get(self, namespace: str, key: str) -> bytes | None:
+        def lookup(conn: sqlite3.Connection) -> bytes | None:
+            row = conn.execute(
+                "SELECT value FROM kv "
+                "WHERE namespace = ? AND key = ? AND (expires_at IS NULL OR expires_at > ?)",
+                (namespace, key, time.time()),
+            ).fetchone()
+            return bytes(row[0]) if row else None
+
+        return await self._run(lookup)
+
+    async def kv_set(self, namespace: str, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        expires_at = _expires_at(check_ttl(ttl))
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO kv (namespace, key, value, expires_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (namespace, key) "
+                "DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+                (namespace, key, value, expires_at),
+            )
+            self._purge_expired(conn)
+
+        await self._run(write)
+
+    async def kv_set_if_absent(
+        self, namespace: str, key: str, value: bytes, *, ttl: float | None = None
+    ) -> bool:
+        expires_at = _expires_at(check_ttl(ttl))
+
+        def write(conn: sqlite3.Connection) -> bool:
+            # One statement, so atomic: insert, or overwrite only a row that has expired.
+            changed = conn.execute(
+                "INSERT INTO kv (namespace, key, value, expires_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (namespace, key) "
+                "DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at "
+                "WHERE kv.expires_at IS NOT NULL AND kv.expires_at <= ?",
+                (namespace, key, value, expires_at, time.time()),
+            ).rowcount
+            self._purge_expired(conn)
+            return changed > 0
+
+        return await self._run(write)
+
+    async def kv_delete(self, namespace: str, key: str) -> None:
+        await self._run(
+            lambda conn: conn.execute("DELETE FROM kv WHERE namespace = ? AND key = ?", (namespace, key))
+        )
+
+    def _purge_expired(self, conn: sqlite3.Connection, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now < self._next_purge:
+            return
+        self._next_purge = now + self.purge_interval
+        conn.execute("DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?", (time.time(),))
+
+
+def _chat_id(conn: sqlite3.Connection, channel_id: str, native_chat_id: str) -> int | None:
+    row = conn.execute(
+        "SELECT chat_id FROM chats WHERE channel_id = ? AND native_chat_id = ?", (channel_id, native_chat_id)
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def _expires_at(ttl: float | None) -> float | None:
+    # Wall-clock time, not monotonic: other processes compare against it.
+    return None if ttl is None else time.time() + ttl
