@@ -1,14 +1,32 @@
 """The bridge's one YAML config file, decoded strictly into Structs.
 
-Key names are public interface (operators' files depend on them): rename nothing.
+Key names are public interface (operators' files depend on them): rename nothing. Loading reports every
+problem it can find at once, each as one line starting with its key path, so that an operator fixes a file in
+one round instead of one error per restart. The machinery lives in `bridge._config`.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import msgspec
+
+from bridge._config.checks import LOG_LEVELS, check_config, decode_adapter_block
+from bridge._config.decode import decode
+from bridge._config.problems import KeyPath, Problem, format_path, is_under
+from bridge._config.sensitive import (
+    mask_secret,
+    masked_webhook_url,
+    placeholder_problems,
+    reply_base_url,
+    reply_urls,
+    secret_values,
+    webhook_token,
+)
+from bridge._config.source import YamlProblems, interpolate, read_yaml
 
 __all__ = [
     "ChannelConfig",
@@ -21,8 +39,18 @@ __all__ = [
     "PlatformConfig",
     "ServerConfig",
     "StoreConfig",
+    "adapter_settings",
     "load_config",
+    "mask_secret",
+    "masked_webhook_url",
+    "parse_config",
+    "reply_base_url",
+    "reply_urls",
+    "secret_values",
+    "webhook_token",
 ]
+
+AdapterRegistry = Mapping[str, type[Any]]
 
 
 class ConfigError(Exception):
@@ -108,16 +136,134 @@ class Config(_Strict):
         return next((c for c in self.channels if c.id == channel_id), None)
 
 
-def load_config(path: str | Path, adapters: dict[str, type[Any]] | None = None) -> Config:
-    """Read, interpolate and validate a config file; raise `ConfigError` listing every problem."""
-    raise NotImplementedError
+def load_config(
+    path: str | Path,
+    adapters: AdapterRegistry | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Read, interpolate and validate a config file; raise `ConfigError` listing every problem.
+
+    `adapters` (name → Adapter class) enables the checks of `adapter.type` and of each adapter's own keys.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{path}: is a directory, not a config file"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read the file ({exc.strerror or exc})"]) from None
+    return parse_config(text, adapters, source=str(path), environ=environ)
 
 
-def parse_config(text: str, adapters: dict[str, type[Any]] | None = None, *, source: str = "<config>") -> Config:
-    """Like `load_config`, from YAML text."""
-    raise NotImplementedError
+def parse_config(
+    text: str,
+    adapters: AdapterRegistry | None = None,
+    *,
+    source: str = "<config>",
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Like `load_config`, from YAML text; `source` names the text in messages, `environ` defaults to
+    `os.environ`."""
+    try:
+        data, problems = read_yaml(text, source)
+    except YamlProblems as exc:
+        raise ConfigError([str(problem) for problem in exc.problems]) from None
+    if data is None:
+        raise ConfigError([f"{source}: the file is empty (a config needs at least a channels: list)"])
+    if not isinstance(data, dict):
+        raise ConfigError(
+            [f"{source}: expected a mapping of keys (channels:, server:, ...), got {_kind(data)}"]
+        )
+    resolved = interpolate(data, os.environ if environ is None else environ)
+    problems.extend(resolved.problems)
+    config, channels, later = _decode_document(resolved.data, resolved.from_env)
+    _normalize(config)
+    later.extend(check_config(config, channels, adapters, from_env=resolved.from_env))
+    later.extend(placeholder_problems(config, channels))
+    # A value whose interpolation failed kept its raw `${...}` text; what else is said of it is noise.
+    problems.extend(p for p in later if not any(is_under(p.where, failed) for failed in resolved.failed))
+    if problems:
+        raise ConfigError(list(dict.fromkeys(str(problem) for problem in problems)))
+    return config
 
 
-def adapter_settings(channel: ChannelConfig, adapter_cls: type[Any]) -> msgspec.Struct:
-    """The channel's `adapter:` block (minus `type`) decoded strictly into `adapter_cls.config_type`."""
-    raise NotImplementedError
+def adapter_settings(
+    channel: ChannelConfig, adapter_cls: type[Any], *, index: int | None = None
+) -> msgspec.Struct:
+    """The channel's `adapter:` block (minus `type`) decoded strictly into `adapter_cls.config_type`.
+
+    Raises `ConfigError` with paths under `channels[{index}].adapter` (or `channels[id=...]` without `index`).
+    """
+    prefix: KeyPath = (
+        ("channels", index, "adapter") if index is not None else (f"channels[id={channel.id}]", "adapter")
+    )
+    settings, problems, _ = decode_adapter_block(channel.adapter, adapter_cls, prefix)
+    if problems or settings is None:
+        raise ConfigError([str(problem) for problem in problems] or [f"{format_path(prefix)}: undecodable"])
+    if not isinstance(settings, msgspec.Struct):
+        raise ConfigError([f"adapter {adapter_cls.__name__}: config_type is not a msgspec Struct"])
+    return settings
+
+
+def _kind(value: object) -> str:
+    """A YAML reader's name for the type of `value`."""
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "mapping"
+    return {list: "list", str: "str", bool: "bool", int: "int", float: "float"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _decode_document(
+    data: dict[Any, Any], from_env: set[KeyPath]
+) -> tuple[Config, list[tuple[int, ChannelConfig]], list[Problem]]:
+    """Decode section by section and channel by channel, so that one broken part does not hide the others'
+    problems. Parts that cannot be decoded fall back to defaults (sections) or are left out (channels)."""
+    fields = {field.name: field for field in msgspec.structs.fields(Config)}
+    problems = [Problem.at((str(key),), "unknown key") for key in data if key not in fields]
+    sections: dict[str, Any] = {}
+    for name, field in fields.items():
+        # An empty section (every key commented out) reads as null: take it as "all defaults".
+        if name == "channels" or data.get(name) is None:
+            continue
+        value, found, _ = decode(data[name], field.type, (name,), from_env=from_env)
+        problems.extend(found)
+        if value is not None:
+            sections[name] = value
+    channels: list[tuple[int, ChannelConfig]] = []
+    raw = data.get("channels")
+    if "channels" not in data:
+        problems.append(Problem.at(("channels",), "required key is missing"))
+    elif not isinstance(raw, list):
+        problems.append(Problem.at(("channels",), f"expected list, got {_kind(raw)}"))
+    elif not raw:
+        problems.append(Problem.at(("channels",), "at least one channel is required"))
+    else:
+        for index, item in enumerate(raw):
+            channel, found, _ = decode(item, ChannelConfig, ("channels", index), from_env=from_env)
+            problems.extend(found)
+            if channel is not None:
+                channels.append((index, channel))
+    return Config(channels=[channel for _, channel in channels], **sections), channels, problems
+
+
+def _normalize(config: Config) -> None:
+    """Empty optional strings mean "not set" (so `${VAR:-}` can leave a key out); no trailing slash."""
+    for channel in config.channels:
+        platform = channel.platform
+        platform.token = platform.token or None
+        platform.url_secret = platform.url_secret or None
+        platform.site = platform.site or None
+    server = config.server
+    server.public_url = server.public_url.rstrip("/") if server.public_url else None
+    config.files.signing_key = config.files.signing_key or None
+    config.metrics.token = config.metrics.token or None
+    if config.logging.level.upper() in LOG_LEVELS:
+        config.logging.level = config.logging.level.upper()
