@@ -112,6 +112,6 @@ def _print_channel(config: Config, channel: ChannelConfig, *, reveal: bool, out:
             print("     or", file=out)
         print(f"       {url}", file=out)
         if auth.startswith("header"):
-            print(f"       {auth} (put the token in "Channel webhook: Token")', file=out)
+            print(f'       {auth} (put the token in "Channel webhook: Token")', file=out)
         else:
-            print(f"       {auth} (leave "Channel webhook: Token" empty)', file=out)
+            print(f'       {auth} (leave "Channel webhook: Token" empty)', file=out)
