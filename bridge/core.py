@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from bridge.adapter import Adapter, PermanentSendError, RetryableSendError
 from bridge.config import ChannelConfig
 from bridge.files import FileUrlSigner
-from bridge.handoff import Delivered, Handoff, InboundItem, Item, Outcome, OutboundItem, Permanent, Retry
+from bridge.handoff import Delivered, Handoff, InboundItem, Item, OutboundItem, Outcome, Permanent, Retry
 from bridge.messages import Inbound, InboundButton, InboundFile, InboundText, Outbound
 from bridge.platform import PlatformClient
 from bridge.protocol import (

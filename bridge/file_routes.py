@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from litestar import Response, get
+from litestar.params import FromPath
 from litestar.response import Stream
 
 from bridge.adapter import Adapter, FileGone
@@ -38,8 +39,8 @@ def file_routes(
 ) -> list[Any]:
     """`signer_of()` returns the signer, which exists only once the store has given the signing key."""
 
-    @get("/files/{token:str}", name="file", sync_to_thread=False)
-    async def serve_file(token: str) -> Response[bytes] | Stream:
+    @get("/files/{token:str}", name="file")
+    async def serve_file(token: FromPath[str]) -> Response[bytes] | Stream:
         signer: FileUrlSigner = signer_of()
         try:
             claim = signer.verify(token)

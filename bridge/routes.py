@@ -15,6 +15,7 @@ from typing import Any
 
 from litestar import Request, Response, get, post
 from litestar.exceptions import ClientException
+from litestar.params import FromPath
 
 from bridge.config import ChannelConfig
 from bridge.core import Bridge, UnknownChat
@@ -70,7 +71,9 @@ def _authenticate(
 
 
 def reply_routes(bridge: Bridge, channels: dict[str, ChannelConfig]) -> list[Any]:
-    async def reply(request: Request[Any, Any, Any], channel_id: str, tail: str) -> Response[bytes]:
+    async def reply(
+        request: Request[Any, Any, Any], channel_id: FromPath[str], tail: FromPath[str]
+    ) -> Response[bytes]:
         channel = channels.get(channel_id)
         segments = [s for s in tail.split("/") if s]
         failure, method = _authenticate(request, channel, segments)

@@ -24,7 +24,9 @@ class RunningServer:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Any, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 10.0) -> AsyncIterator[RunningServer]:
+async def serve(
+    app: Any, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 10.0
+) -> AsyncIterator[RunningServer]:
     """Serve `app` (lifespan included) until the block exits; port 0 picks a free port."""
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", access_log=False)
     server = uvicorn.Server(config)
