@@ -63,3 +63,22 @@ def free_port() -> int:
 @pytest.fixture
 def unused_port() -> Iterator[int]:
     yield free_port()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh store URL of each backend: a new SQLite file, or a unique key prefix on the test Redis."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('store')}/bridge.db"
+        return
+    import redis
+
+    url = request.getfixturevalue("redis_url")
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    yield f"{url}?prefix={prefix}"
+    client = redis.Redis.from_url(url)
+    try:
+        for key in client.scan_iter(match=f"{prefix}*"):
+            client.delete(key)
+    finally:
+        client.close()

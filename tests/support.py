@@ -62,14 +62,19 @@ def channel(
 ) -> ChannelConfig:
     return ChannelConfig(
         id=channel_id,
-        platform=PlatformConfig(webhook_url=webhook_url, token=token, url_secret=url_secret, site=site,
-                                timeout=5.0, connect_timeout=2.0),
+        platform=PlatformConfig(
+            webhook_url=webhook_url, token=token, url_secret=url_secret, site=site, timeout=5.0, connect_timeout=2.0
+        ),
         adapter=adapter or {"type": "recording"},
     )
 
 
 def make_config(
-    channels: Sequence[ChannelConfig], *, store_url: str, port: int = 8080, public_url: str | None = None,
+    channels: Sequence[ChannelConfig],
+    *,
+    store_url: str,
+    port: int = 8080,
+    public_url: str | None = None,
     max_body_bytes: int = 1024 * 1024,
 ) -> Config:
     return Config(

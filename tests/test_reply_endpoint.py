@@ -100,8 +100,16 @@ async def test_secret_url_ok(bridge: Bridge) -> None:
     assert [m.content for m in bridge.adapter("sec").sent] == [OutboundText("Hello! How can I help?")]
 
 
-@pytest.mark.parametrize("path", [f"sec/{SECRET[:-1]}x/send_message", "sec/send_message", "nope/send_message",
-                                  f"nope/{SECRET}/send_message", f"sec/a/{SECRET}/send_message"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"sec/{SECRET[:-1]}x/send_message",
+        "sec/send_message",
+        "nope/send_message",
+        f"nope/{SECRET}/send_message",
+        f"sec/a/{SECRET}/send_message",
+    ],
+)
 async def test_not_found(bridge: Bridge, path: str) -> None:
     r = await post(f"{bridge.url}/channels/{path}", text(bridge.chat_sec), AUTH)
     assert r.status_code == 404
@@ -168,18 +176,33 @@ async def test_other_methods(bridge: Bridge, method: str, caplog: pytest.LogCapt
 
 
 async def test_keyboard_and_file_reach_adapter_typed(bridge: Bridge) -> None:
-    keyboard = {"chat_id": bridge.chat_hdr, "message": {"kind": "keyboard", "buttons": [
-        [{"id": "yes", "text": "Yes"}, {"id": "no", "text": "No"}], [{"id": "human", "text": "Talk to a person"}]]}}
-    file = {"chat_id": bridge.chat_hdr, "message": {"kind": "file_operator", "data": {
-        "url": "https://cdn.example.com/a.png", "name": "a.png", "content_type": "image/png", "size": 10}}}
+    keyboard = {
+        "chat_id": bridge.chat_hdr,
+        "message": {
+            "kind": "keyboard",
+            "buttons": [
+                [{"id": "yes", "text": "Yes"}, {"id": "no", "text": "No"}],
+                [{"id": "human", "text": "Talk to a person"}],
+            ],
+        },
+    }
+    file = {
+        "chat_id": bridge.chat_hdr,
+        "message": {
+            "kind": "file_operator",
+            "data": {"url": "https://cdn.example.com/a.png", "name": "a.png", "content_type": "image/png", "size": 10},
+        },
+    }
     for body in (keyboard, file):
         r = await post(f"{bridge.url}/channels/hdr/send_message", body, AUTH)
         assert r.status_code == 200
     sent = bridge.adapter("hdr").sent
-    assert sent[0].content == OutboundKeyboard(rows=[[Button("yes", "Yes"), Button("no", "No")],
-                                                     [Button("human", "Talk to a person")]])
-    assert sent[1].content == OutboundFile(url="https://cdn.example.com/a.png", name="a.png",
-                                           content_type="image/png", size=10)
+    assert sent[0].content == OutboundKeyboard(
+        rows=[[Button("yes", "Yes"), Button("no", "No")], [Button("human", "Talk to a person")]]
+    )
+    assert sent[1].content == OutboundFile(
+        url="https://cdn.example.com/a.png", name="a.png", content_type="image/png", size=10
+    )
 
 
 async def test_long_text_split_by_capabilities(bridge: Bridge) -> None:
