@@ -28,7 +28,7 @@ _LINE = re.compile(r"\n\s*")
 # after CJK full stops, which are not followed by spaces).
 _SENTENCE = re.compile(
     "(?<=[.!?\u2026])[\"'\u201d\u2019\u00bb)\\]]*(\\s+)"  # Latin-style: . ! ? … then closers
-    "|(?<=[\u3002\uff01\uff1f])[\u300d\u300f\uff09\"\u201d\u2019]*(\\s*)"  # CJK full stops, then closers
+    '|(?<=[\u3002\uff01\uff1f])[\u300d\u300f\uff09"\u201d\u2019]*(\\s*)'  # CJK full stops, then closers
 )
 _SPACE = re.compile(r"\s+")
 

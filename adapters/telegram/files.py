@@ -1,0 +1,78 @@
+"""Streaming a visitor's file out of Telegram for the bridge's file proxy.
+
+Telegram's download URL embeds the bot token, so it is built here, used once, and never logged or put in an
+error message. A fresh `getFile` runs for every download: Telegram's download links expire after an hour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+from telegram import Bot
+from telegram.error import BadRequest, TelegramError
+
+from bridge.adapter import AdapterError, FileDownload, FileGone
+
+__all__ = ["open_telegram_file"]
+
+_CHUNK = 64 * 1024
+
+
+async def open_telegram_file(bot: Bot, http: httpx.AsyncClient, file_ref: str) -> FileDownload:
+    try:
+        tg_file = await bot.get_file(file_ref)
+    except BadRequest as exc:
+        if "too big" in exc.message.lower():
+            raise FileGone(
+                "the file is larger than the Bot API serves (20 MB); set api_base_url to a local Bot API server"
+            ) from None
+        raise FileGone(f"Telegram does not have this file: {exc.message}") from None
+    except TelegramError as exc:
+        raise AdapterError(f"Telegram did not answer getFile: {type(exc).__name__}: {exc.message}") from None
+    location = tg_file.file_path
+    if not location:
+        raise FileGone("Telegram gave no path for this file")
+    if not location.startswith(("http://", "https://")):
+        # A local Bot API server in --local mode hands out paths on its own disk.
+        return await _local_file(Path(location), tg_file.file_size)
+    try:
+        response = await http.send(http.build_request("GET", location), stream=True)
+    except httpx.HTTPError as exc:
+        raise AdapterError(f"file download failed: {type(exc).__name__}") from None
+    if response.status_code in (400, 404, 410):
+        await response.aclose()
+        raise FileGone(f"Telegram no longer has this file (HTTP {response.status_code})")
+    if response.status_code >= 300:
+        await response.aclose()
+        raise AdapterError(f"file download failed with HTTP {response.status_code}")
+    length = response.headers.get("content-length")
+    size = int(length) if length and length.isdigit() else tg_file.file_size
+    return FileDownload(chunks=_stream(response), size=size)
+
+
+async def _stream(response: httpx.Response) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in response.aiter_bytes(_CHUNK):
+            yield chunk
+    except httpx.HTTPError as exc:
+        raise AdapterError(f"file download interrupted: {type(exc).__name__}") from None
+    finally:
+        await response.aclose()
+
+
+async def _local_file(path: Path, size: int | None) -> FileDownload:
+    if not await asyncio.to_thread(path.is_file):
+        raise FileGone("the local Bot API server no longer has this file")
+    handle = await asyncio.to_thread(path.open, "rb")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            while chunk := await asyncio.to_thread(handle.read, _CHUNK):
+                yield chunk
+        finally:
+            await asyncio.to_thread(handle.close)
+
+    return FileDownload(chunks=chunks(), size=size)
