@@ -12,6 +12,7 @@ from collections.abc import Collection
 from typing import Any, NamedTuple
 
 import msgspec
+import msgspec.inspect as mi
 import yaml
 
 from bridge._config.problems import KeyPath, Problem
@@ -27,6 +28,7 @@ _QUOTED = re.compile(r"`([^`]*)`")
 # msgspec speaks JSON; operators write YAML.
 _TYPE_NAMES = {"object": "mapping", "array": "list"}
 _MAX_REPAIRS = 1000
+_INVALID_CHOICE = re.compile(r"Invalid enum value .*", re.DOTALL)
 
 
 def humanize(message: str) -> str:
@@ -76,6 +78,38 @@ def _drop(data: Any, path: KeyPath) -> KeyPath | None:
         if found and isinstance(key, str) and isinstance(parent, dict) and key in parent:
             del parent[key]
             return path[:cut]
+    return None
+
+
+def _choices(type_: Any, where: KeyPath) -> list[Any] | None:
+    """The values allowed at `where` when the schema lists them (a Literal or an Enum), for the message."""
+    info: mi.Type = mi.type_info(type_)
+    for segment in where:
+        while isinstance(info, mi.UnionType | mi.Metadata):
+            if isinstance(info, mi.Metadata):
+                info = info.type
+                continue
+            wanted = mi.StructType if isinstance(segment, str) else mi.ListType | mi.TupleType | mi.SetType
+            options = [option for option in info.types if isinstance(option, wanted)]
+            if len(options) != 1:
+                return None
+            info = options[0]
+        if isinstance(segment, str) and isinstance(info, mi.StructType):
+            field = next((f for f in info.fields if f.encode_name == segment), None)
+            if field is None:
+                return None
+            info = field.type
+        elif isinstance(segment, int) and isinstance(info, mi.ListType | mi.SetType | mi.FrozenSetType):
+            info = info.item_type
+        else:
+            return None
+    for option in info.types if isinstance(info, mi.UnionType) else (info,):
+        if isinstance(option, mi.Metadata):
+            option = option.type
+        if isinstance(option, mi.LiteralType):
+            return list(option.values)
+        if isinstance(option, mi.EnumType):
+            return [member.value for member in option.cls]
     return None
 
 
@@ -157,7 +191,10 @@ def decode(
             if ok and where:
                 _lookup(work, where[:-1])[1][where[-1]] = value
                 continue
-        problems.append(Problem.at(full, humanize(message)))
+        text = humanize(message)
+        if _INVALID_CHOICE.fullmatch(message) and (choices := _choices(type_, where)):
+            text += f" (expected one of {', '.join(map(repr, choices))})"
+        problems.append(Problem.at(full, text))
         removed = _drop(work, where)
         if removed is None:
             return Decoded(None, problems, work)

@@ -112,19 +112,18 @@ def _named_secrets(
 def placeholder_problems(config: Config, channels: Sequence[tuple[int, ChannelConfig]]) -> list[Problem]:
     """Refuse secrets still holding config.example.yaml's `CHANGE-ME...` placeholders: a bridge must never
     run with a secret that is published in its own repository."""
-    hint = "set the real secret (config.example.yaml reads it from an environment variable)"
     problems = [
-        Problem.at(path, f"is still the placeholder {value!r}: {hint}")
+        Problem.at(path, f"is still the placeholder {value!r}: set the real secret")
         for path, value in _named_secrets(config, channels)
         if is_placeholder(value)
     ]
     for index, channel in channels:
         segments = urlsplit(channel.platform.webhook_url).path.split("/")
-        if any(is_placeholder(segment) for segment in segments):
+        for segment in filter(is_placeholder, segments):
             problems.append(
                 Problem.at(
                     ("channels", index, "platform", "webhook_url"),
-                    f"still holds a placeholder token: paste the channel's App.Chatbots webhook URL; {hint}",
+                    f"holds the placeholder token {segment!r}: paste the channel's App.Chatbots webhook URL",
                 )
             )
     return problems
