@@ -20,12 +20,13 @@ from bridge.protocol import NewMessage
 __all__ = [
     "Delivered",
     "Deliverer",
+    "DeliveryStatus",
     "Direction",
     "Handoff",
     "InboundItem",
     "Item",
-    "Outcome",
     "OutboundItem",
+    "Outcome",
     "Permanent",
     "Retry",
     "decode_item",
@@ -56,7 +57,7 @@ class OutboundItem(msgspec.Struct, tag="outbound", tag_field="direction"):
 Item = InboundItem | OutboundItem
 
 _item_encoder = msgspec.json.Encoder()
-_item_decoder = msgspec.json.Decoder(Item)  # type: ignore[arg-type]
+_item_decoder = msgspec.json.Decoder(Item)
 
 
 def encode_item(item: Item) -> bytes:
@@ -84,6 +85,20 @@ Outcome = Delivered | Retry | Permanent
 Deliverer = Callable[[Item], Awaitable[Outcome]]
 
 
+class DeliveryStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """The backlog of one channel in one direction, as operators and health checks see it.
+
+    `queued` counts items waiting (a scheduled retry included), `in_flight` items being delivered right now,
+    `oldest_age` the seconds since the oldest of both was taken over (None when there are none)."""
+
+    channel_id: str
+    direction: Direction
+    queued: int = 0
+    in_flight: int = 0
+    oldest_age: float | None = None
+    dead_letters: int = 0
+
+
 class Handoff(ABC):
     """Takes items over and gets them delivered. Items of one (channel, chat, direction) are delivered in the
     order `submit` was called for them."""
@@ -100,3 +115,7 @@ class Handoff(ABC):
     async def submit(self, items: list[Item]) -> None:
         """Take the items over (all or none); items whose `dedupe_key` was seen before are skipped.
         Raises an exception when they could not be taken over, so the sender can redeliver."""
+
+    async def status(self) -> list[DeliveryStatus]:
+        """The backlog per channel and direction; only handoffs that keep a backlog implement it."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no backlog")

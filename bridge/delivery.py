@@ -1,0 +1,282 @@
+"""The durable handoff: items are taken over by storing them in a `Queue`, and worker tasks deliver them.
+
+Workers claim the head of a ready lane, call the `Deliverer`, and settle the claim by the outcome:
+`Delivered` acks it; `Permanent` dead-letters it; `Retry` schedules the next attempt along `schedule` (the delay
+before retry k is `schedule[k-1]`, the last step repeating), with +/- `jitter` (a fraction) so that lanes that
+failed together do not retry together, and never sooner than the deliverer's `retry_after`. An item is
+dead-lettered instead when its next attempt would come later than `max_age` after it was taken over (the
+schedule is exhausted), and an item that already waited longer than `max_age` (a bridge stopped for days)
+is dead-lettered without an attempt: operators can still replay it. A deliverer that raises counts as a retry.
+
+Workers wake at once when this process submits work, at the exact time the next retry is due, and otherwise
+every `poll_interval` seconds to see work that other processes or replicas put. While a delivery runs its
+lease is renewed every third of `lease`, so only a claimer that died loses it.
+
+`stop()` stops claiming, gives in-flight deliveries `shutdown_grace` seconds to finish and be recorded, then
+cancels them and hands their items back to the queue; whatever is still queued stays there for the next
+start. The handoff owns its queue: `start()` opens it, `stop()` closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+from collections.abc import Awaitable, Callable, Sequence
+
+import msgspec
+
+from bridge.config import Config, DeliveryConfig
+from bridge.handoff import (
+    Delivered,
+    Deliverer,
+    DeliveryStatus,
+    Handoff,
+    Item,
+    Outcome,
+    Permanent,
+    Retry,
+    decode_item,
+)
+from bridge.queue import Claim, Queue, QueueError, open_queue
+
+__all__ = ["DEFAULT_SCHEDULE", "DurableHandoff", "HandoffStopped", "build_handoff"]
+
+DEFAULT_SCHEDULE: tuple[float, ...] = (0.0, 5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0)
+
+log = logging.getLogger("bridge.delivery")
+
+
+class HandoffStopped(QueueError):
+    """`submit` after `stop()`: the items were not taken over."""
+
+
+class DurableHandoff(Handoff):
+    def __init__(
+        self,
+        queue: Queue,
+        *,
+        schedule: Sequence[float] = DEFAULT_SCHEDULE,
+        jitter: float = 0.1,
+        max_age: float = 24 * 3600.0,
+        workers: int = 8,
+        shutdown_grace: float = 10.0,
+        lease: float = 30.0,
+        poll_interval: float = 0.5,
+        clock: Callable[[], float] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if any(not math.isfinite(step) or step < 0 for step in schedule):
+            raise ValueError("retry schedule steps must be non-negative numbers of seconds")
+        if not 0 <= jitter <= 1:
+            raise ValueError("jitter must be a fraction between 0 and 1")
+        if max_age <= 0 or lease <= 0 or poll_interval <= 0 or shutdown_grace < 0:
+            raise ValueError("max_age, lease and poll_interval must be positive, shutdown_grace not negative")
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        self.queue = queue
+        self.schedule = tuple(schedule)
+        self.jitter = jitter
+        self.max_age = max_age
+        self.workers = workers
+        self.shutdown_grace = shutdown_grace
+        self.lease = lease
+        self.poll_interval = poll_interval
+        self._clock = clock or queue.clock
+        self._rng = rng or random.Random()
+        self._deliver: Deliverer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._stopped = False
+
+    @classmethod
+    def from_config(cls, queue: Queue, config: DeliveryConfig, **overrides: float) -> DurableHandoff:
+        """The handoff `config.delivery` describes; keyword overrides (lease, poll_interval) win."""
+        options: dict[str, float] = {
+            "jitter": config.jitter,
+            "max_age": config.max_age,
+            "workers": config.workers,
+            "shutdown_grace": config.shutdown_grace,
+            **overrides,
+        }
+        return cls(queue, schedule=config.retry_schedule, **options)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ Handoff
+
+    async def start(self, deliver: Deliverer) -> None:
+        if self._tasks or self._stopped:
+            raise RuntimeError("a DurableHandoff starts once")
+        await self.queue.open()
+        self._deliver = deliver
+        self._tasks = [
+            asyncio.create_task(self._work(), name=f"delivery-worker-{n}") for n in range(self.workers)
+        ]
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopping = self._stopped = True
+        self._notify()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=self.shutdown_grace)
+            if pending:
+                log.warning("%d deliveries still running after %ss: handing them back", len(pending),
+                            self.shutdown_grace)
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+        self._tasks = []
+        await self.queue.close()
+
+    async def submit(self, items: list[Item]) -> None:
+        if self._stopped:
+            raise HandoffStopped("the bridge is shutting down; the items were not taken over")
+        if items:
+            await self.queue.open()
+            if await self.queue.put(items):
+                self._notify()
+
+    async def status(self) -> list[DeliveryStatus]:
+        return await self.queue.status()
+
+    # ------------------------------------------------------------------ policy
+
+    def retry_delay(self, attempts: int, retry_after: float | None = None) -> float | None:
+        """Seconds before the next attempt after `attempts` failed ones; None when no retry is scheduled."""
+        if not self.schedule:
+            return None
+        step = self.schedule[min(max(attempts, 1), len(self.schedule)) - 1]
+        delay = max(0.0, step * (1 + self._rng.uniform(-self.jitter, self.jitter)))
+        if retry_after is not None and math.isfinite(retry_after):
+            delay = max(delay, retry_after)
+        return delay
+
+    # ------------------------------------------------------------------ workers
+
+    def _notify(self) -> None:
+        """Wake every idle worker. Workers grab the event before they claim, so no wake-up is lost."""
+        self._wake.set()
+        self._wake = asyncio.Event()
+
+    async def _work(self) -> None:
+        failures = 0
+        while not self._stopping:
+            wake = self._wake
+            try:
+                claim = await self.queue.claim(lease=self.lease)
+                if claim is None:
+                    await self._sleep(wake, await self._idle_for())
+                else:
+                    await self._process(claim)
+                failures = 0
+            except QueueError as exc:
+                failures += 1
+                log.warning("the delivery queue failed (%s); retrying", exc)
+                await self._sleep(wake, min(self.poll_interval * 2**failures, 5.0))
+            except Exception:
+                # A bug must not silently shrink the pool: log it and go on (an item held now is
+                # handed out again when its lease runs out).
+                failures += 1
+                log.exception("a delivery worker failed; it goes on")
+                await self._sleep(wake, min(self.poll_interval * 2**failures, 5.0))
+
+    async def _idle_for(self) -> float:
+        ready_at = await self.queue.next_ready_at()
+        if ready_at is None:
+            return self.poll_interval
+        return min(max(ready_at - self._clock(), 0.005), self.poll_interval)
+
+    async def _sleep(self, wake: asyncio.Event, seconds: float) -> None:
+        if not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), seconds)
+
+    async def _process(self, claim: Claim) -> None:
+        try:
+            item = decode_item(claim.body)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            await self._settle(claim, self.queue.dead_letter(claim, f"undecodable item: {exc}"))
+            return
+        age = self._clock() - claim.enqueued_at
+        if age > self.max_age:
+            reason = f"expired before delivery: waited {age:.0f}s, max_age is {self.max_age:.0f}s"
+            await self._settle(claim, self.queue.dead_letter(claim, reason))
+            return
+        outcome = await self._attempt(claim, item)
+        if isinstance(outcome, Delivered):
+            await self._settle(claim, self.queue.ack(claim))
+        elif isinstance(outcome, Permanent):
+            log.warning("dead-lettering %s after a permanent failure: %s", _describe(claim), outcome.reason)
+            await self._settle(claim, self.queue.dead_letter(claim, outcome.reason))
+        else:
+            await self._settle(claim, self._schedule_retry(claim, outcome))
+
+    async def _attempt(self, claim: Claim, item: Item) -> Outcome:
+        deliver = self._deliver
+        assert deliver is not None, "workers run only after start()"
+        keeper = asyncio.create_task(self._keep_lease(claim), name="delivery-lease")
+        try:
+            outcome = await deliver(item)
+        except asyncio.CancelledError:
+            await self._hand_back(claim)
+            raise
+        except Exception as exc:
+            log.exception("delivering %s raised; it will be retried", _describe(claim))
+            outcome = Retry(f"delivery raised {type(exc).__name__}: {exc}")
+        finally:
+            keeper.cancel()
+        if not isinstance(outcome, Delivered | Permanent | Retry):
+            return Retry(f"the deliverer returned {outcome!r} instead of an outcome")
+        return outcome
+
+    def _schedule_retry(self, claim: Claim, outcome: Retry) -> Awaitable[bool]:
+        now = self._clock()
+        delay = self.retry_delay(claim.attempts, outcome.retry_after)
+        deadline = claim.enqueued_at + self.max_age
+        if delay is None or now + delay > deadline:
+            reason = (
+                f"gave up after {claim.attempts} attempt(s) in {now - claim.enqueued_at:.1f}s "
+                f"(max_age {self.max_age:g}s); last error: {outcome.reason}"
+            )
+            log.warning("dead-lettering %s: %s", _describe(claim), reason)
+            return self.queue.dead_letter(claim, reason)
+        log.info("retrying %s in %.1fs (attempt %d failed: %s)", _describe(claim), delay, claim.attempts,
+                 outcome.reason)
+        return self.queue.retry_at(claim, now + delay, outcome.reason)
+
+    async def _settle(self, claim: Claim, operation: Awaitable[bool]) -> None:
+        """Record an outcome. Only `False` (the lease was lost to another claimer) is final here: a queue
+        error propagates to the worker loop, and the lease running out makes the item go round again."""
+        if not await operation:
+            log.warning("the lease on %s ran out before its outcome was recorded; it will be delivered again",
+                        _describe(claim))
+
+    async def _keep_lease(self, claim: Claim) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                if not await self.queue.extend(claim, lease=self.lease):
+                    log.warning("lost the lease on %s while delivering it", _describe(claim))
+                    return
+            except QueueError as exc:
+                log.warning("could not renew the lease on %s: %s", _describe(claim), exc)
+
+    async def _hand_back(self, claim: Claim) -> None:
+        """A delivery cancelled at shutdown: make its lane ready now rather than when the lease runs out."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                self.queue.retry_at(claim, self._clock(), "delivery interrupted by shutdown"), 2.0
+            )
+
+
+def _describe(claim: Claim) -> str:
+    return f"{claim.direction} item {claim.dedupe_key!r} of chat {claim.chat_id} on {claim.channel_id!r}"
+
+
+def build_handoff(config: Config, **overrides: float) -> DurableHandoff:
+    """The durable handoff for a bridge config: its queue on `store.url`, its policy from `delivery`."""
+    queue = open_queue(config.store.url, dedupe_ttl=config.delivery.dedupe_ttl)
+    return DurableHandoff.from_config(queue, config.delivery, **overrides)

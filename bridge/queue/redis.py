@@ -1,0 +1,328 @@
+"""The Redis queue: for one or many replicas on one Redis (standalone or behind Sentinel).
+
+Design: **one stream per lane** (per direction, channel and chat), each with one consumer group `g`, plus a
+sorted set that says which lanes are ready.
+
+    {P}:l:{lane}          stream of the lane's items in order (fields d=dedupe key, b=body, t=enqueued at)
+    {P}:ready             sorted set lane -> time the lane may next be claimed: now when it has work, the due
+                          time of a retry, or the end of the current lease while someone holds it
+    {P}:lease             hash lane -> token of the claim holding it
+    {P}:err               hash lane -> last error of the lane's head
+    {P}:heads:{channel}   sorted set lane -> enqueued-at of the lane's head (oldest age per channel)
+    {P}:n                 hash channel key -> items in that channel's lanes
+    {P}:dead              stream of dead letters (the entry id is the dead letter's id)
+    {P}:deadn             hash channel key -> dead letters of that channel
+    {P}:dd:{dedupe}       dedupe marker, SET NX PX dedupe_ttl
+
+with `{P}` = `{prefix}:q`. Every operation is one Lua script, hence atomic across replicas:
+
+* `claim` takes the lane with the lowest ready time that is `<= now`, moves its score to the lease end and
+  records a fresh token; then it takes the lane's head from the group: the entry still pending from an
+  earlier claim if any (XAUTOCLAIM, which also counts the attempt), else the next new entry (XREADGROUP).
+  A lane's group thus never has more than one pending entry, and it is always the head: per-lane order holds
+  however many workers and replicas claim, and different lanes never wait on each other.
+* `ack` / `dead_letter` XACK and XDEL the head and make the lane ready again (or delete its keys when it is
+  empty); `retry_at` leaves the head pending and sets the lane's score to the due time. Each first checks
+  the token, so a claimer whose lease ran out cannot touch a lane someone else holds now.
+* A replica that dies mid-delivery stops renewing its leases (`extend`); when a lease runs out the lane's
+  score is in the past, the next `claim` anywhere takes the pending head over with XAUTOCLAIM and delivers it
+  again. The lane's score is the lease (a lane lock with expiry, in the same atomic step as the claim), which
+  is why XAUTOCLAIM runs with a minimum idle time of 0: ownership is decided by the lease, not by idle time.
+
+Concurrent `put` calls are sent as one pipeline (group commit, one round trip for many EVALSHAs); each call
+stays one script, so it is stored all or none. Times are the replicas' clocks (passed into the scripts):
+keep them in sync to well within a lease. Scripts derive their keys from the prefix, which a Redis Cluster
+only allows when every key hashes to one slot: there, use a prefix with a hash tag, such as `{bridge}`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+from collections.abc import Sequence
+from secrets import token_hex
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from bridge.handoff import DeliveryStatus, Direction, Item
+from bridge.queue import redis_scripts
+from bridge.queue.base import DEFAULT_DEDUPE_TTL, Claim, Clock, DeadLetter, Entry, Lane, Queue, QueueError
+from bridge.queue.base import entries_for as _entries_for
+from bridge.queue.batching import GroupCommit
+
+__all__ = ["RedisQueue"]
+
+_STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+
+
+def _lane_name(lane: Lane) -> str:
+    return f"{lane.direction}|{lane.chat_id}|{lane.channel_id}"
+
+
+def _channel_key(direction: str, channel_id: str) -> str:
+    return f"{direction}|{channel_id}"
+
+
+def _parse_lane(name: bytes | str) -> Lane:
+    text = name.decode() if isinstance(name, bytes) else name
+    direction, chat_id, channel_id = text.split("|", 2)
+    return Lane(direction, channel_id, int(chat_id))  # type: ignore[arg-type]
+
+
+def _num(value: float) -> str:
+    return repr(float(value))
+
+
+class RedisQueue(Queue):
+    """`url` is a redis:// or rediss:// URL; keys live under `{prefix}:q:`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "omnichannel-bridge",
+        dedupe_ttl: float = DEFAULT_DEDUPE_TTL,
+        clock: Clock = time.time,
+        consumer: str | None = None,
+    ) -> None:
+        super().__init__(dedupe_ttl=dedupe_ttl, clock=clock)
+        if not prefix:
+            raise ValueError("the Redis key prefix must not be empty")
+        self.url = url
+        self.prefix = prefix
+        self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{token_hex(4)}"
+        self._p = f"{prefix}:q"
+        self._redis: aioredis.Redis | None = None
+        self._scripts: dict[str, Any] = {}
+        self._puts: GroupCommit[list[Entry], int] = GroupCommit(self._flush_puts)
+
+    def __repr__(self) -> str:
+        return f"RedisQueue(prefix={self.prefix!r})"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def open(self) -> None:
+        if self._redis is not None:
+            return
+        client = aioredis.Redis.from_url(self.url)
+        try:
+            await client.ping()
+        except RedisError as exc:
+            await client.aclose()
+            raise QueueError(f"cannot reach the queue's Redis: {exc}") from exc
+        for name in ("PUT", "CLAIM", "EXTEND", "ACK", "RETRY", "DEAD_LETTER", "REPLAY", "DROP"):
+            self._scripts[name] = client.register_script(getattr(redis_scripts, name))
+        self._redis = client
+
+    async def close(self) -> None:
+        await self._puts.wait_idle()
+        client, self._redis = self._redis, None
+        if client is not None:
+            await client.aclose()
+
+    @property
+    def _client(self) -> Any:
+        """The client, typed loosely: redis-py types replies as unions over `decode_responses`, while this
+        client always answers bytes."""
+        if self._redis is None:
+            raise QueueError(f"{self!r} is not open")
+        return self._redis
+
+    async def _call(self, script: str, *args: str | bytes) -> Any:
+        client = self._client
+        try:
+            return await self._scripts[script](args=[self._p, *args], client=client)
+        except RedisError as exc:
+            raise QueueError(f"the queue's Redis failed: {exc}") from exc
+
+    # ------------------------------------------------------------------ producers
+
+    async def put(self, items: Sequence[Item]) -> int:
+        if not items:
+            return 0
+        self._client  # noqa: B018 -- fail fast when not open
+        return await self._puts.submit(_entries_for(items))
+
+    async def _flush_puts(self, batches: list[list[Entry]]) -> list[int | BaseException]:
+        now = _num(self.clock())
+        ttl = str(max(1, int(self.dedupe_ttl * 1000)))
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for entries in batches:
+                    args: list[str | bytes] = [self._p, now, ttl]
+                    for lane, dedupe_key, body in entries:
+                        channel = _channel_key(lane.direction, lane.channel_id)
+                        marker = f"{lane.direction}|{len(lane.channel_id)}|{lane.channel_id}|{dedupe_key}"
+                        args += [_lane_name(lane), channel, marker, dedupe_key, body]
+                    await self._scripts["PUT"](args=args, client=pipe)
+                results = await pipe.execute(raise_on_error=False)
+        except RedisError as exc:
+            raise QueueError(f"the queue's Redis failed: {exc}") from exc
+        return [
+            QueueError(f"the queue's Redis failed: {result}") if isinstance(result, Exception) else int(result)
+            for result in results
+        ]
+
+    # ------------------------------------------------------------------ consumers
+
+    async def claim(self, *, lease: float) -> Claim | None:
+        now = self.clock()
+        token = token_hex(12)
+        found = await self._call("CLAIM", _num(now), _num(now + lease), self.consumer, token)
+        if not found:
+            return None
+        lane_name, entry_id, flat, attempts, last_error = found
+        fields = dict(zip(flat[::2], flat[1::2], strict=True))
+        lane = _parse_lane(lane_name)
+        return Claim(
+            item_id=entry_id.decode(),
+            token=token,
+            direction=lane.direction,
+            channel_id=lane.channel_id,
+            chat_id=lane.chat_id,
+            dedupe_key=fields[b"d"].decode(),
+            body=fields[b"b"],
+            enqueued_at=float(fields[b"t"]),
+            attempts=int(attempts),
+            last_error=last_error.decode() or None,
+        )
+
+    async def extend(self, claim: Claim, *, lease: float) -> bool:
+        until = _num(self.clock() + lease)
+        return bool(await self._call("EXTEND", _lane_name(claim.lane), claim.token, until))
+
+    async def ack(self, claim: Claim) -> bool:
+        return bool(await self._call("ACK", *self._head_args(claim)))
+
+    async def retry_at(self, claim: Claim, due: float, reason: str) -> bool:
+        return bool(await self._call("RETRY", _lane_name(claim.lane), claim.token, _num(due), reason))
+
+    async def dead_letter(self, claim: Claim, reason: str) -> bool:
+        return bool(await self._call("DEAD_LETTER", *self._head_args(claim), str(claim.attempts), reason))
+
+    def _head_args(self, claim: Claim) -> list[str]:
+        return [
+            _lane_name(claim.lane),
+            _channel_key(claim.direction, claim.channel_id),
+            claim.item_id,
+            claim.token,
+            self.consumer,
+            _num(self.clock()),
+        ]
+
+    async def next_ready_at(self) -> float | None:
+        try:
+            first = await self._client.zrange(f"{self._p}:ready", 0, 0, withscores=True)
+        except RedisError as exc:
+            raise QueueError(f"the queue's Redis failed: {exc}") from exc
+        return float(first[0][1]) if first else None
+
+    # ------------------------------------------------------------------ operators
+
+    async def status(self) -> list[DeliveryStatus]:
+        client = self._client
+        now = self.clock()
+        try:
+            counts: dict[bytes, bytes] = await client.hgetall(f"{self._p}:n")
+            dead: dict[bytes, bytes] = await client.hgetall(f"{self._p}:deadn")
+            leases: list[Any] = await client.hkeys(f"{self._p}:lease")
+            scores = await client.zmscore(f"{self._p}:ready", leases) if leases else []
+            channels = sorted({key.decode() for key in (*counts, *dead)})
+            async with client.pipeline(transaction=False) as pipe:
+                for channel in channels:
+                    pipe.zrange(f"{self._p}:heads:{channel}", 0, 0, withscores=True)
+                heads = await pipe.execute()
+        except RedisError as exc:
+            raise QueueError(f"the queue's Redis failed: {exc}") from exc
+        in_flight: dict[str, int] = {}
+        for lane_name, score in zip(leases, scores, strict=True):
+            if score is not None and score > now:
+                lane = _parse_lane(lane_name)
+                key = _channel_key(lane.direction, lane.channel_id)
+                in_flight[key] = in_flight.get(key, 0) + 1
+        rows = []
+        for channel, head in zip(channels, heads, strict=True):
+            direction, channel_id = channel.split("|", 1)
+            total = int(counts.get(channel.encode(), 0))
+            flying = min(in_flight.get(channel, 0), total)
+            rows.append(
+                DeliveryStatus(
+                    channel_id=channel_id,
+                    direction=direction,  # type: ignore[arg-type]
+                    queued=total - flying,
+                    in_flight=flying,
+                    oldest_age=max(0.0, now - float(head[0][1])) if head and total else None,
+                    dead_letters=int(dead.get(channel.encode(), 0)),
+                )
+            )
+        return sorted(rows, key=lambda row: (row.channel_id, row.direction))
+
+    async def dead_letters(
+        self, *, channel_id: str | None = None, direction: Direction | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        found: list[DeadLetter] = []
+        start = "-"
+        try:
+            while len(found) < limit:
+                chunk: list[Any] = await self._client.xrange(f"{self._p}:dead", start, "+", count=500)
+                for entry_id, fields in chunk:
+                    letter = _dead_letter(entry_id, fields)
+                    if (channel_id is None or letter.channel_id == channel_id) and (
+                        direction is None or letter.direction == direction
+                    ):
+                        found.append(letter)
+                if len(chunk) < 500:
+                    break
+                start = "(" + chunk[-1][0].decode()
+        except RedisError as exc:
+            raise QueueError(f"the queue's Redis failed: {exc}") from exc
+        return found[:limit]
+
+    async def get_dead_letter(self, dead_letter_id: str) -> DeadLetter | None:
+        if not _STREAM_ID.match(dead_letter_id):
+            return None
+        try:
+            entries: list[Any] = await self._client.xrange(f"{self._p}:dead", dead_letter_id, dead_letter_id)
+        except RedisError as exc:
+            raise QueueError(f"the queue's Redis failed: {exc}") from exc
+        return _dead_letter(*entries[0]) if entries else None
+
+    async def replay(self, dead_letter_ids: Sequence[str]) -> list[str]:
+        ids = _sorted_ids(dead_letter_ids)
+        if not ids:
+            return []
+        done = await self._call("REPLAY", _num(self.clock()), *ids)
+        return [value.decode() for value in done]
+
+    async def drop(self, dead_letter_ids: Sequence[str]) -> list[str]:
+        ids = _sorted_ids(dead_letter_ids)
+        if not ids:
+            return []
+        done = await self._call("DROP", *ids)
+        return [value.decode() for value in done]
+
+
+def _sorted_ids(values: Sequence[str]) -> list[str]:
+    """Valid stream ids, unique, in stream order (the order they were dead-lettered)."""
+    valid = {value for value in values if _STREAM_ID.match(value)}
+    return sorted(valid, key=lambda value: tuple(int(part) for part in value.split("-")))
+
+
+def _dead_letter(entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
+    lane = _parse_lane(fields[b"lane"])
+    return DeadLetter(
+        id=entry_id.decode(),
+        direction=lane.direction,
+        channel_id=lane.channel_id,
+        chat_id=lane.chat_id,
+        dedupe_key=fields[b"d"].decode(),
+        body=fields[b"b"],
+        enqueued_at=float(fields[b"t"]),
+        dead_at=float(fields[b"x"]),
+        attempts=int(fields[b"a"]),
+        reason=fields[b"r"].decode(),
+    )

@@ -1,0 +1,500 @@
+"""The SQLite queue: the single-node default, in the bridge's own database file.
+
+Tables (component `queue` of `bridge.store.migrations`, so they sit beside the store's in one file):
+
+* `queue_lanes`: one row per lane that has items. `ready_at` is when the lane may next be claimed: the head's
+  due time, or while it is held, the end of the lease. Claiming is therefore one indexed lookup
+  (`ready_at <= now`), and a claimer that died needs no sweeper: its lease simply runs out.
+* `queue_items`: the items, `seq` ascending within a lane is the delivery order.
+* `queue_dedupe`: dedupe keys with their expiry; `queue_dead`: the dead letters.
+
+sqlite3 blocks, so every call runs in a worker thread, one at a time (a capacity limiter of one) on one
+connection; other processes on the same file are kept in step by WAL, the busy timeout and `BEGIN IMMEDIATE`.
+Puts that arrive together are written in one transaction (group commit), each in its own savepoint so they
+stay all-or-none one by one. Puts and replays are committed with `synchronous=FULL` (taken over means
+durable, even across a power cut); claims, acks and retries with `NORMAL`, as losing one of those to a power
+cut only means delivering an item again, which at-least-once allows.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from secrets import token_hex
+from typing import TypeVar
+
+import anyio
+import anyio.to_thread
+
+from bridge.handoff import DeliveryStatus, Direction, Item
+from bridge.queue.base import (
+    DEFAULT_DEDUPE_TTL,
+    Claim,
+    Clock,
+    DeadLetter,
+    Entry,
+    Queue,
+    QueueError,
+    entries_for,
+)
+from bridge.queue.batching import GroupCommit
+from bridge.store.base import StoreError
+from bridge.store.migrations import Migrations, connect, migrate, sql, transaction
+
+__all__ = ["QUEUE_MIGRATIONS", "SqliteQueue"]
+
+T = TypeVar("T")
+
+QUEUE_MIGRATIONS = Migrations(
+    component="queue",
+    steps=(
+        sql(
+            """
+            CREATE TABLE queue_lanes (
+                lane_id INTEGER PRIMARY KEY,
+                direction TEXT NOT NULL,
+                channel_id TEXT NOT NULL,
+                chat_id INTEGER NOT NULL,
+                ready_at REAL NOT NULL,
+                lease_token TEXT,
+                last_error TEXT,
+                UNIQUE (direction, channel_id, chat_id)
+            )
+            """,
+            "CREATE INDEX queue_lanes_ready ON queue_lanes (ready_at)",
+            """
+            CREATE TABLE queue_items (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                lane_id INTEGER NOT NULL,
+                dedupe_key TEXT NOT NULL,
+                body BLOB NOT NULL,
+                enqueued_at REAL NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0
+            )
+            """,
+            "CREATE INDEX queue_items_lane ON queue_items (lane_id, seq)",
+            """
+            CREATE TABLE queue_dedupe (
+                direction TEXT NOT NULL,
+                channel_id TEXT NOT NULL,
+                dedupe_key TEXT NOT NULL,
+                expires_at REAL NOT NULL,
+                PRIMARY KEY (direction, channel_id, dedupe_key)
+            ) WITHOUT ROWID
+            """,
+            "CREATE INDEX queue_dedupe_expires ON queue_dedupe (expires_at)",
+            """
+            CREATE TABLE queue_dead (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                direction TEXT NOT NULL,
+                channel_id TEXT NOT NULL,
+                chat_id INTEGER NOT NULL,
+                dedupe_key TEXT NOT NULL,
+                body BLOB NOT NULL,
+                enqueued_at REAL NOT NULL,
+                attempts INTEGER NOT NULL,
+                reason TEXT NOT NULL,
+                dead_at REAL NOT NULL
+            )
+            """,
+            "CREATE INDEX queue_dead_channel ON queue_dead (channel_id, direction)",
+        ),
+    ),
+)
+
+_DEAD_COLUMNS = (
+    "id, direction, channel_id, chat_id, dedupe_key, body, enqueued_at, dead_at, attempts, reason"
+)
+
+
+class SqliteQueue(Queue):
+    """`path` (and its folders) is created on `open()`; it may be the store's own file."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        dedupe_ttl: float = DEFAULT_DEDUPE_TTL,
+        clock: Clock = time.time,
+        busy_timeout: float = 10.0,
+        purge_interval: float = 60.0,
+    ) -> None:
+        super().__init__(dedupe_ttl=dedupe_ttl, clock=clock)
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self.purge_interval = purge_interval
+        self._conn: sqlite3.Connection | None = None
+        self._limiter = anyio.CapacityLimiter(1)
+        self._puts: GroupCommit[list[Entry], int] = GroupCommit(self._flush_puts)
+        self._next_purge = 0.0
+
+    def __repr__(self) -> str:
+        return f"SqliteQueue({str(self.path)!r})"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def open(self) -> None:
+        if self._conn is None:
+            self._conn = await self._run(self._open_sync, need_open=False)
+
+    def _open_sync(self) -> sqlite3.Connection:
+        if self._conn is not None:  # opened by a call that waited on the limiter before this one
+            return self._conn
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise QueueError(f"cannot create the folder of the queue database {str(self.path)!r}: {exc}") from exc
+        conn = connect(self.path, busy_timeout=self.busy_timeout)
+        try:
+            conn.execute("PRAGMA synchronous = NORMAL")
+            migrate(conn, QUEUE_MIGRATIONS)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    async def close(self) -> None:
+        await self._puts.wait_idle()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await anyio.to_thread.run_sync(conn.close, limiter=self._limiter)
+
+    async def _run(self, fn: Callable[[], T], *, need_open: bool = True) -> T:
+        if need_open and self._conn is None:
+            raise QueueError(f"the queue {str(self.path)!r} is not open")
+        try:
+            return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
+        except (sqlite3.Error, StoreError) as exc:
+            raise QueueError(f"the queue database {str(self.path)!r} failed: {exc}") from exc
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise QueueError(f"the queue {str(self.path)!r} is not open")
+        return self._conn
+
+    # ------------------------------------------------------------------ producers
+
+    async def put(self, items: Sequence[Item]) -> int:
+        if not items:
+            return 0
+        if self._conn is None:
+            raise QueueError(f"the queue {str(self.path)!r} is not open")
+        return await self._puts.submit(entries_for(items))
+
+    async def _flush_puts(self, batches: list[list[Entry]]) -> list[int | BaseException]:
+        return await self._run(lambda: self._put_sync(batches))
+
+    def _put_sync(self, batches: list[list[Entry]]) -> list[int | BaseException]:
+        conn = self._db
+        now = self.clock()
+        results: list[int | BaseException] = []
+        conn.execute("PRAGMA synchronous = FULL")
+        try:
+            with transaction(conn):
+                for entries in batches:
+                    conn.execute("SAVEPOINT put")
+                    try:
+                        results.append(self._insert(conn, entries, now))
+                    except sqlite3.Error as exc:
+                        conn.execute("ROLLBACK TO put")
+                        results.append(QueueError(f"the queue database {str(self.path)!r} failed: {exc}"))
+                    conn.execute("RELEASE put")
+                if now >= self._next_purge:
+                    conn.execute("DELETE FROM queue_dedupe WHERE expires_at <= ?", (now,))
+                    self._next_purge = now + self.purge_interval
+        finally:
+            conn.execute("PRAGMA synchronous = NORMAL")
+        return results
+
+    def _insert(self, conn: sqlite3.Connection, entries: list[Entry], now: float) -> int:
+        stored = 0
+        for (direction, channel_id, chat_id), dedupe_key, body in entries:
+            seen = conn.execute(
+                """
+                INSERT INTO queue_dedupe (direction, channel_id, dedupe_key, expires_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (direction, channel_id, dedupe_key) DO UPDATE SET expires_at = excluded.expires_at
+                WHERE queue_dedupe.expires_at <= ?
+                """,
+                (direction, channel_id, dedupe_key, now + self.dedupe_ttl, now),
+            )
+            if seen.rowcount == 0:
+                continue
+            lane_id = self._lane_id(conn, direction, channel_id, chat_id, now)
+            conn.execute(
+                "INSERT INTO queue_items (lane_id, dedupe_key, body, enqueued_at) VALUES (?, ?, ?, ?)",
+                (lane_id, dedupe_key, body, now),
+            )
+            stored += 1
+        return stored
+
+    @staticmethod
+    def _lane_id(conn: sqlite3.Connection, direction: str, channel_id: str, chat_id: int, now: float) -> int:
+        """The lane's row, created ready at `now` when the lane had no items."""
+        conn.execute(
+            "INSERT INTO queue_lanes (direction, channel_id, chat_id, ready_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (direction, channel_id, chat_id) DO NOTHING",
+            (direction, channel_id, chat_id, now),
+        )
+        row = conn.execute(
+            "SELECT lane_id FROM queue_lanes WHERE direction = ? AND channel_id = ? AND chat_id = ?",
+            (direction, channel_id, chat_id),
+        ).fetchone()
+        return int(row[0])
+
+    # ------------------------------------------------------------------ consumers
+
+    async def claim(self, *, lease: float) -> Claim | None:
+        return await self._run(lambda: self._claim_sync(lease))
+
+    def _claim_sync(self, lease: float) -> Claim | None:
+        conn = self._db
+        now = self.clock()
+        # The common idle case reads without taking the write lock.
+        if conn.execute("SELECT 1 FROM queue_lanes WHERE ready_at <= ? LIMIT 1", (now,)).fetchone() is None:
+            return None
+        with transaction(conn):
+            while True:
+                lane = conn.execute(
+                    "SELECT lane_id, direction, channel_id, chat_id, last_error FROM queue_lanes "
+                    "WHERE ready_at <= ? ORDER BY ready_at, lane_id LIMIT 1",
+                    (now,),
+                ).fetchone()
+                if lane is None:
+                    return None
+                lane_id, direction, channel_id, chat_id, last_error = lane
+                head = conn.execute(
+                    "SELECT seq, dedupe_key, body, enqueued_at, attempts FROM queue_items "
+                    "WHERE lane_id = ? ORDER BY seq LIMIT 1",
+                    (lane_id,),
+                ).fetchone()
+                if head is None:  # cannot happen as lanes are deleted when emptied; heal if it does
+                    conn.execute("DELETE FROM queue_lanes WHERE lane_id = ?", (lane_id,))
+                    continue
+                seq, dedupe_key, body, enqueued_at, attempts = head
+                token = token_hex(12)
+                conn.execute("UPDATE queue_items SET attempts = attempts + 1 WHERE seq = ?", (seq,))
+                conn.execute(
+                    "UPDATE queue_lanes SET ready_at = ?, lease_token = ? WHERE lane_id = ?",
+                    (now + lease, token, lane_id),
+                )
+                return Claim(
+                    item_id=str(seq),
+                    token=token,
+                    direction=direction,
+                    channel_id=channel_id,
+                    chat_id=chat_id,
+                    dedupe_key=dedupe_key,
+                    body=bytes(body),
+                    enqueued_at=enqueued_at,
+                    attempts=attempts + 1,
+                    last_error=last_error,
+                )
+
+    async def extend(self, claim: Claim, *, lease: float) -> bool:
+        def run() -> bool:
+            cursor = self._db.execute(
+                "UPDATE queue_lanes SET ready_at = ? WHERE lease_token = ? "
+                "AND lane_id = (SELECT lane_id FROM queue_items WHERE seq = ?)",
+                (self.clock() + lease, claim.token, int(claim.item_id)),
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(run)
+
+    async def ack(self, claim: Claim) -> bool:
+        def run(conn: sqlite3.Connection, lane_id: int, now: float) -> None:
+            conn.execute("DELETE FROM queue_items WHERE seq = ?", (int(claim.item_id),))
+            self._release(conn, lane_id, now)
+
+        return await self._run(lambda: self._while_held(claim, run))
+
+    async def retry_at(self, claim: Claim, due: float, reason: str) -> bool:
+        def run(conn: sqlite3.Connection, lane_id: int, now: float) -> None:
+            conn.execute(
+                "UPDATE queue_lanes SET ready_at = ?, lease_token = NULL, last_error = ? WHERE lane_id = ?",
+                (due, reason, lane_id),
+            )
+
+        return await self._run(lambda: self._while_held(claim, run))
+
+    async def dead_letter(self, claim: Claim, reason: str) -> bool:
+        def run(conn: sqlite3.Connection, lane_id: int, now: float) -> None:
+            conn.execute(
+                "INSERT INTO queue_dead (direction, channel_id, chat_id, dedupe_key, body, enqueued_at, "
+                "attempts, reason, dead_at) SELECT l.direction, l.channel_id, l.chat_id, i.dedupe_key, "
+                "i.body, i.enqueued_at, i.attempts, ?, ? FROM queue_items i "
+                "JOIN queue_lanes l ON l.lane_id = i.lane_id WHERE i.seq = ?",
+                (reason, now, int(claim.item_id)),
+            )
+            conn.execute("DELETE FROM queue_items WHERE seq = ?", (int(claim.item_id),))
+            self._release(conn, lane_id, now)
+
+        return await self._run(lambda: self._while_held(claim, run))
+
+    def _while_held(self, claim: Claim, change: Callable[[sqlite3.Connection, int, float], None]) -> bool:
+        """Run `change` in one transaction if the claim still holds its lane; False when it does not."""
+        conn = self._db
+        with transaction(conn):
+            row = conn.execute(
+                "SELECT l.lane_id FROM queue_items i JOIN queue_lanes l ON l.lane_id = i.lane_id "
+                "WHERE i.seq = ? AND l.lease_token = ?",
+                (int(claim.item_id), claim.token),
+            ).fetchone()
+            if row is None:
+                return False
+            change(conn, int(row[0]), self.clock())
+            return True
+
+    @staticmethod
+    def _release(conn: sqlite3.Connection, lane_id: int, now: float) -> None:
+        """After the head left: the lane is ready at once (behind lanes already waiting), or gone if empty."""
+        if conn.execute("SELECT 1 FROM queue_items WHERE lane_id = ? LIMIT 1", (lane_id,)).fetchone():
+            conn.execute(
+                "UPDATE queue_lanes SET ready_at = ?, lease_token = NULL, last_error = NULL WHERE lane_id = ?",
+                (now, lane_id),
+            )
+        else:
+            conn.execute("DELETE FROM queue_lanes WHERE lane_id = ?", (lane_id,))
+
+    async def next_ready_at(self) -> float | None:
+        def run() -> float | None:
+            row = self._db.execute("SELECT MIN(ready_at) FROM queue_lanes").fetchone()
+            return None if row[0] is None else float(row[0])
+
+        return await self._run(run)
+
+    # ------------------------------------------------------------------ operators
+
+    async def status(self) -> list[DeliveryStatus]:
+        return await self._run(self._status_sync)
+
+    def _status_sync(self) -> list[DeliveryStatus]:
+        conn = self._db
+        now = self.clock()
+        rows: dict[tuple[str, str], dict[str, float | int | None]] = {}
+        conn.execute("BEGIN")  # one snapshot for the three reads
+        try:
+            for direction, channel_id, count, oldest in conn.execute(
+                "SELECT l.direction, l.channel_id, COUNT(*), MIN(i.enqueued_at) FROM queue_items i "
+                "JOIN queue_lanes l ON l.lane_id = i.lane_id GROUP BY l.direction, l.channel_id"
+            ):
+                rows.setdefault((channel_id, direction), {}).update(queued=count, oldest_age=now - oldest)
+            for direction, channel_id, count in conn.execute(
+                "SELECT direction, channel_id, COUNT(*) FROM queue_lanes "
+                "WHERE lease_token IS NOT NULL AND ready_at > ? GROUP BY direction, channel_id",
+                (now,),
+            ):
+                rows.setdefault((channel_id, direction), {})["in_flight"] = count
+            for direction, channel_id, count in conn.execute(
+                "SELECT direction, channel_id, COUNT(*) FROM queue_dead GROUP BY direction, channel_id"
+            ):
+                rows.setdefault((channel_id, direction), {})["dead_letters"] = count
+        finally:
+            conn.execute("COMMIT")
+        result = []
+        for (channel_id, direction), values in sorted(rows.items()):
+            total = int(values.get("queued") or 0)
+            in_flight = int(values.get("in_flight") or 0)
+            oldest = values.get("oldest_age")
+            result.append(
+                DeliveryStatus(
+                    channel_id=channel_id,
+                    direction=direction,  # type: ignore[arg-type]
+                    queued=total - in_flight,
+                    in_flight=in_flight,
+                    oldest_age=None if oldest is None else max(0.0, float(oldest)),
+                    dead_letters=int(values.get("dead_letters") or 0),
+                )
+            )
+        return result
+
+    async def dead_letters(
+        self, *, channel_id: str | None = None, direction: Direction | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        def run() -> list[DeadLetter]:
+            rows = self._db.execute(
+                f"SELECT {_DEAD_COLUMNS} FROM queue_dead WHERE (?1 IS NULL OR channel_id = ?1) "
+                "AND (?2 IS NULL OR direction = ?2) ORDER BY id LIMIT ?3",
+                (channel_id, direction, limit),
+            ).fetchall()
+            return [_dead_letter(row) for row in rows]
+
+        return await self._run(run)
+
+    async def get_dead_letter(self, dead_letter_id: str) -> DeadLetter | None:
+        ids = _ids([dead_letter_id])
+        if not ids:
+            return None
+
+        def run() -> DeadLetter | None:
+            row = self._db.execute(f"SELECT {_DEAD_COLUMNS} FROM queue_dead WHERE id = ?", ids).fetchone()
+            return None if row is None else _dead_letter(row)
+
+        return await self._run(run)
+
+    async def replay(self, dead_letter_ids: Sequence[str]) -> list[str]:
+        ids = _ids(dead_letter_ids)
+        return await self._run(lambda: self._replay_sync(ids)) if ids else []
+
+    def _replay_sync(self, ids: list[int]) -> list[str]:
+        conn = self._db
+        now = self.clock()
+        marks = ",".join("?" * len(ids))
+        conn.execute("PRAGMA synchronous = FULL")
+        try:
+            with transaction(conn):
+                rows = conn.execute(
+                    f"SELECT id, direction, channel_id, chat_id, dedupe_key, body FROM queue_dead "
+                    f"WHERE id IN ({marks}) ORDER BY id",
+                    ids,
+                ).fetchall()
+                for dead_id, direction, channel_id, chat_id, dedupe_key, body in rows:
+                    lane_id = self._lane_id(conn, direction, channel_id, chat_id, now)
+                    conn.execute(
+                        "INSERT INTO queue_items (lane_id, dedupe_key, body, enqueued_at) VALUES (?, ?, ?, ?)",
+                        (lane_id, dedupe_key, body, now),
+                    )
+                    conn.execute("DELETE FROM queue_dead WHERE id = ?", (dead_id,))
+        finally:
+            conn.execute("PRAGMA synchronous = NORMAL")
+        return [str(row[0]) for row in rows]
+
+    async def drop(self, dead_letter_ids: Sequence[str]) -> list[str]:
+        ids = _ids(dead_letter_ids)
+        if not ids:
+            return []
+
+        def run() -> list[str]:
+            conn = self._db
+            with transaction(conn):
+                marks = ",".join("?" * len(ids))
+                found = conn.execute(f"SELECT id FROM queue_dead WHERE id IN ({marks}) ORDER BY id", ids)
+                dropped = [int(row[0]) for row in found]
+                conn.execute(f"DELETE FROM queue_dead WHERE id IN ({marks})", ids)
+            return [str(dead_id) for dead_id in dropped]
+
+        return await self._run(run)
+
+
+def _ids(values: Sequence[str]) -> list[int]:
+    """The dead-letter ids that can exist here (decimal numbers); anything else is simply not found."""
+    return sorted({int(value) for value in values if value.isascii() and value.isdigit()})
+
+
+def _dead_letter(row: tuple[object, ...]) -> DeadLetter:
+    dead_id, direction, channel_id, chat_id, dedupe_key, body, enqueued_at, dead_at, attempts, reason = row
+    return DeadLetter(
+        id=str(dead_id),
+        direction=direction,  # type: ignore[arg-type]
+        channel_id=str(channel_id),
+        chat_id=int(chat_id),  # type: ignore[call-overload]
+        dedupe_key=str(dedupe_key),
+        body=bytes(body),  # type: ignore[call-overload]
+        enqueued_at=float(enqueued_at),  # type: ignore[arg-type]
+        dead_at=float(dead_at),  # type: ignore[arg-type]
+        attempts=int(attempts),  # type: ignore[call-overload]
+        reason=str(reason),
+    )
