@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import msgspec
@@ -26,7 +27,7 @@ _MISSING = re.compile(r"Object missing required field `(?P<name>[^`]*)`")
 _GOT_STR = re.compile(r"Expected `[^`]+`, got `str`")
 _QUOTED = re.compile(r"`([^`]*)`")
 # msgspec speaks JSON; operators write YAML.
-_TYPE_NAMES = {"object": "mapping", "array": "list"}
+_TYPE_NAMES = MappingProxyType({"object": "mapping", "array": "list"})
 _MAX_REPAIRS = 1000
 _INVALID_CHOICE = re.compile(r"Invalid enum value .*", re.DOTALL)
 
