@@ -1,0 +1,312 @@
+"""`DurableHandoff` on both backends: order under retries, dead letters, backoff, wake-up, graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.config import Config, DeliveryConfig, StoreConfig
+from bridge.delivery import DurableHandoff, HandoffStopped, build_handoff
+from bridge.handoff import Item, Outcome, Permanent, Retry
+from bridge.queue import Lane, Queue
+from bridge.queue.sqlite import SqliteQueue
+from tests.queue.conftest import MakeQueue
+from tests.queue.helpers import FakeClock, Recorder, inbound, outbound
+
+WAIT = 15.0  # generous bound for "eventually"; a passing run takes a fraction of it
+
+MakeHandoff = Callable[..., DurableHandoff]
+
+
+@pytest.fixture
+async def make_handoff(make_queue: MakeQueue) -> AsyncIterator[MakeHandoff]:
+    """Handoffs on fresh queue instances over one storage, with fast test timings; all stopped at the end."""
+    made: list[DurableHandoff] = []
+
+    def make(queue: Queue | None = None, **options: Any) -> DurableHandoff:
+        settings: dict[str, Any] = {
+            "schedule": (0.0, 0.01, 0.02),
+            "jitter": 0.0,
+            "workers": 4,
+            "lease": 5.0,
+            "poll_interval": 0.05,
+            "shutdown_grace": 2.0,
+            **options,
+        }
+        handoff = DurableHandoff(queue or make_queue(), **settings)
+        made.append(handoff)
+        return handoff
+
+    yield make
+    for handoff in made:
+        await handoff.stop()
+
+
+async def wait_for(event: asyncio.Event) -> None:
+    await asyncio.wait_for(event.wait(), WAIT)
+
+
+async def test_per_lane_order_holds_under_retries_with_several_workers(make_handoff: MakeHandoff) -> None:
+    rng = random.Random(7)
+    lanes = [(channel, chat) for channel in ("tg", "web") for chat in range(1, 7)]
+    submitted: dict[Lane, list[str]] = {}
+    plan: dict[str, list[Outcome | Exception]] = {}
+    batches: list[list[Item]] = []
+    for n in range(8):
+        batch: list[Item] = []
+        for channel, chat in lanes:
+            make = inbound if chat % 2 else outbound
+            item = make(f"{channel}-{chat}-{n}", chat=chat, channel=channel)
+            batch.append(item)
+            submitted.setdefault(Lane(*_lane(item)), []).append(item.dedupe_key)
+            if rng.random() < 0.3:  # fails its first one or two attempts
+                plan[item.dedupe_key] = [Retry("platform answered 503")] * rng.randint(1, 2)
+        rng.shuffle(batch)
+        batches.append(batch)
+    recorder = Recorder(plan, expect=sum(len(keys) for keys in submitted.values()))
+    handoff = make_handoff(workers=5)
+    await handoff.start(recorder)
+    for batch in batches:
+        await handoff.submit(batch)
+    await wait_for(recorder.all_delivered)
+
+    assert recorder.delivered == submitted
+    assert all(recorder.attempts[key] == len(steps) + 1 for key, steps in plan.items())
+    assert await handoff.status() == []
+
+
+def _lane(item: Item) -> tuple[str, str, int]:
+    direction = "inbound" if item.__class__.__name__ == "InboundItem" else "outbound"
+    return direction, item.channel_id, item.chat_id
+
+
+async def test_a_waiting_lane_holds_up_no_other(make_handoff: MakeHandoff) -> None:
+    # Chat 1 is rate limited for an hour; with only two workers, every other chat still flows.
+    plan: dict[str, list[Outcome | Exception]] = {"slow-0": [Retry("429", retry_after=3600)]}
+    others = [outbound(f"fast-{chat}-{n}", chat=chat) for chat in range(2, 7) for n in range(3)]
+    recorder = Recorder(plan, expect=len(others))
+    handoff = make_handoff(workers=2)
+    await handoff.start(recorder)
+    await handoff.submit([outbound("slow-0", chat=1), outbound("slow-1", chat=1)])
+    await handoff.submit(others)
+    await wait_for(recorder.all_delivered)
+
+    assert Lane("outbound", "tg", 1) not in recorder.delivered
+    assert recorder.attempts["slow-0"] == 1 and recorder.attempts["slow-1"] == 0
+    [row] = await handoff.status()
+    assert (row.queued, row.in_flight, row.dead_letters) == (2, 0, 0)
+
+
+async def test_permanent_failure_is_dead_lettered_and_replay_delivers_it(make_handoff: MakeHandoff) -> None:
+    recorder = Recorder({"poison": [Permanent("platform answered 400: invalid message")]}, expect=2)
+    handoff = make_handoff()
+    await handoff.start(recorder)
+    await handoff.submit([inbound("poison"), inbound("after-1"), inbound("after-2")])
+    await wait_for(recorder.all_delivered)
+
+    assert recorder.delivered == {Lane("inbound", "tg", 1): ["after-1", "after-2"]}
+    [letter] = await handoff.queue.dead_letters()
+    assert letter.reason == "platform answered 400: invalid message" and letter.attempts == 1
+
+    recorder.expect, recorder.all_delivered = 3, asyncio.Event()
+    assert await handoff.queue.replay([letter.id]) == [letter.id]
+    await wait_for(recorder.all_delivered)
+    assert recorder.delivered == {Lane("inbound", "tg", 1): ["after-1", "after-2", "poison"]}
+    assert await handoff.status() == []
+
+
+async def test_exhausted_schedule_dead_letters_and_the_lane_moves_on(make_handoff: MakeHandoff) -> None:
+    recorder = Recorder({"doomed": [Retry("platform answered 503")] * 1000}, expect=1)
+    handoff = make_handoff(schedule=(0.0, 0.05, 0.1), max_age=0.5)
+    await handoff.start(recorder)
+    await handoff.submit([inbound("doomed"), inbound("next")])
+    await wait_for(recorder.all_delivered)
+
+    assert recorder.delivered == {Lane("inbound", "tg", 1): ["next"]}
+    [letter] = await handoff.queue.dead_letters()
+    assert letter.dedupe_key == "doomed"
+    assert letter.reason.startswith(f"gave up after {letter.attempts} attempt(s)")
+    assert "max_age 0.5s" in letter.reason and letter.reason.endswith("platform answered 503")
+    assert recorder.attempts["doomed"] == letter.attempts >= 4
+
+
+async def test_retry_after_is_honoured_when_longer_than_the_schedule(make_handoff: MakeHandoff) -> None:
+    recorder = Recorder({"limited": [Retry("429 Too Many Requests", retry_after=0.3)]}, expect=2)
+    handoff = make_handoff(schedule=(0.0,))
+    await handoff.start(recorder)
+    await handoff.submit([outbound("limited"), outbound("other", chat=2)])
+    await wait_for(recorder.all_delivered)
+
+    first, second = recorder.attempt_times["limited"]
+    assert second - first >= 0.3
+
+
+def test_retry_delay_follows_the_schedule_with_jitter() -> None:
+    handoff = DurableHandoff(
+        SqliteQueue("unused.db"), schedule=(0.0, 5.0, 30.0), jitter=0.1, rng=random.Random(1)
+    )
+    assert handoff.retry_delay(1) == 0.0
+    assert 4.5 <= handoff.retry_delay(2) <= 5.5  # type: ignore[operator]
+    delays = {handoff.retry_delay(3) for _ in range(50)}
+    assert all(27.0 <= d <= 33.0 for d in delays) and len(delays) > 1  # type: ignore[operator]
+    assert all(27.0 <= handoff.retry_delay(9) <= 33.0 for _ in range(20))  # type: ignore[operator]
+    assert handoff.retry_delay(1, retry_after=12.0) == 12.0
+    assert handoff.retry_delay(3, retry_after=1.0) >= 27.0  # type: ignore[operator]
+    assert DurableHandoff(SqliteQueue("unused.db"), schedule=()).retry_delay(1) is None
+
+
+async def test_a_raising_deliverer_counts_as_a_retry(make_handoff: MakeHandoff) -> None:
+    recorder = Recorder({"flaky": [RuntimeError("connection reset")]}, expect=1)
+    handoff = make_handoff()
+    await handoff.start(recorder)
+    await handoff.submit([inbound("flaky")])
+    await wait_for(recorder.all_delivered)
+    assert recorder.attempts["flaky"] == 2
+
+
+async def test_workers_wake_at_once_for_new_work_and_due_retries(make_handoff: MakeHandoff) -> None:
+    # With a 60 s poll, only the in-process wake-up and the sleep-until-due can make this pass in time.
+    recorder = Recorder({"retried": [Retry("503")]}, expect=1)
+    handoff = make_handoff(poll_interval=60.0, schedule=(0.2,))
+    await handoff.start(recorder)
+    await asyncio.sleep(0.05)  # the workers found nothing and went to sleep
+    await handoff.submit([inbound("retried")])
+    await wait_for(recorder.all_delivered)
+    assert recorder.attempts["retried"] == 2
+
+    recorder.expect, recorder.all_delivered = 2, asyncio.Event()
+    await handoff.submit([inbound("fresh", chat=2)])
+    await wait_for(recorder.all_delivered)
+
+
+async def test_graceful_stop_finishes_in_flight_and_the_next_start_resumes(make_handoff: MakeHandoff) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    delivered: list[str] = []
+
+    async def slow_first(item: Item) -> Outcome:
+        if item.dedupe_key == "n1":
+            started.set()
+            await release.wait()
+        delivered.append(item.dedupe_key)
+        return await Recorder()(item)
+
+    handoff = make_handoff(workers=2)
+    await handoff.start(slow_first)
+    await handoff.submit([inbound(f"n{i}") for i in range(1, 6)])
+    await wait_for(started)
+    stopping = asyncio.create_task(handoff.stop())
+    await asyncio.sleep(0.05)
+    assert not stopping.done(), "stop waits for the delivery in flight"
+    release.set()
+    await asyncio.wait_for(stopping, WAIT)
+    assert delivered == ["n1"]
+    with pytest.raises(HandoffStopped):
+        await handoff.submit([inbound("late")])
+
+    recorder = Recorder(expect=4)
+    resumed = make_handoff()
+    await resumed.queue.open()
+    [row] = await resumed.status()
+    assert (row.queued, row.in_flight) == (4, 0)
+    await resumed.start(recorder)
+    await wait_for(recorder.all_delivered)
+    assert recorder.delivered == {Lane("inbound", "tg", 1): ["n2", "n3", "n4", "n5"]}
+
+
+async def test_a_delivery_overrunning_the_grace_is_handed_back(make_handoff: MakeHandoff) -> None:
+    started = asyncio.Event()
+
+    async def hangs(item: Item) -> Outcome:
+        started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    handoff = make_handoff(shutdown_grace=0.1, lease=60.0)
+    await handoff.start(hangs)
+    await handoff.submit([inbound("stuck")])
+    await wait_for(started)
+    await asyncio.wait_for(handoff.stop(), WAIT)
+
+    # Handed back: delivered now, not a minute later when the lease would have run out.
+    recorder = Recorder(expect=1)
+    await make_handoff(lease=60.0).start(recorder)
+    await wait_for(recorder.all_delivered)
+    assert recorder.attempts["stuck"] == 1
+
+
+async def test_an_item_older_than_max_age_is_dead_lettered_unsent(make_queue: MakeQueue) -> None:
+    clock = FakeClock()
+    queue = make_queue(clock=clock)
+    await queue.open()
+    await queue.put([inbound("stale"), inbound("fresh", chat=2)])
+    clock.advance(120)
+    await queue.put([inbound("fresh-too", chat=2)])
+    recorder = Recorder(expect=1)
+    handoff = DurableHandoff(queue, max_age=60, poll_interval=0.05, workers=1)
+    await handoff.start(recorder)
+    try:
+        await wait_for(recorder.all_delivered)
+        await asyncio.wait_for(_until_dead_letters(queue, 2), WAIT)
+    finally:
+        await handoff.stop()
+    assert recorder.attempts == {"fresh-too": 1}
+    reasons = {d.dedupe_key: d.reason for d in await _reopened_dead_letters(queue)}
+    assert set(reasons) == {"stale", "fresh"}
+    assert reasons["stale"] == "expired before delivery: waited 120s, max_age is 60s"
+
+
+async def _until_dead_letters(queue: Queue, count: int) -> None:
+    while len(await queue.dead_letters()) < count:
+        await asyncio.sleep(0.02)
+
+
+async def _reopened_dead_letters(queue: Queue) -> list[Any]:
+    await queue.open()
+    try:
+        return await queue.dead_letters()
+    finally:
+        await queue.close()
+
+
+async def test_an_undecodable_item_is_dead_lettered(tmp_path: Path) -> None:
+    queue = SqliteQueue(tmp_path / "bridge.db")
+    await queue.open()
+    await queue.put([inbound("garbled"), inbound("fine")])
+    with sqlite3.connect(tmp_path / "bridge.db") as db:
+        db.execute("UPDATE queue_items SET body = ? WHERE dedupe_key = 'garbled'", (b'{"direction":"x"}',))
+    recorder = Recorder(expect=1)
+    handoff = DurableHandoff(queue, poll_interval=0.05, workers=1)
+    await handoff.start(recorder)
+    try:
+        await wait_for(recorder.all_delivered)
+        [letter] = await queue.dead_letters()
+    finally:
+        await handoff.stop()
+    assert letter.dedupe_key == "garbled" and letter.reason.startswith("undecodable item")
+
+
+def test_build_handoff_takes_the_policy_from_config(tmp_path: Path) -> None:
+    delivery = DeliveryConfig(retry_schedule=[1.0, 2.0], max_age=60.0, jitter=0.2, workers=3,
+                              shutdown_grace=4.0, dedupe_ttl=99.0)
+    config = Config(channels=[], store=StoreConfig(url=f"sqlite:///{tmp_path}/b.db"), delivery=delivery)
+    handoff = build_handoff(config, poll_interval=0.25)
+    assert isinstance(handoff.queue, SqliteQueue) and handoff.queue.path == tmp_path / "b.db"
+    assert handoff.queue.dedupe_ttl == 99.0
+    assert (handoff.schedule, handoff.max_age, handoff.jitter) == ((1.0, 2.0), 60.0, 0.2)
+    assert (handoff.workers, handoff.shutdown_grace, handoff.poll_interval) == (3, 4.0, 0.25)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"schedule": (-1.0,)}, {"jitter": 1.5}, {"workers": 0}, {"max_age": 0}, {"lease": -1}],
+)
+def test_bad_policy_is_refused(options: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        DurableHandoff(SqliteQueue("unused.db"), **options)
+
