@@ -22,6 +22,7 @@ from litestar import Litestar, Request, Response, delete, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 
 from bridge.emulator.config import EmulatorConfig
 from bridge.emulator.core import Emulator
@@ -70,7 +71,7 @@ def sample_files() -> dict[str, tuple[bytes, str]]:
 
 
 @post(WEBHOOK_PATH.replace("{token}", "{token:str}"), status_code=200)
-async def webhook(token: str, request: Request[Any, Any, Any]) -> Response[bytes]:
+async def webhook(token: FromPath[str], request: Request[Any, Any, Any]) -> Response[bytes]:
     answer = await _emulator(request).receive(
         token, await request.body(), request.headers.get("content-type"), str(request.base_url)
     )
@@ -81,7 +82,7 @@ async def webhook(token: str, request: Request[Any, Any, Any]) -> Response[bytes
 
 
 @get("/files/{name:str}")
-async def files(name: str, request: Request[Any, Any, Any]) -> Response[bytes]:
+async def files(name: FromPath[str], request: Request[Any, Any, Any]) -> Response[bytes]:
     found = request.app.state["files"].get(name)
     if found is None:
         raise NotFoundException(f"no sample file {name!r}")

@@ -136,7 +136,7 @@ class Recorder:
     async def wait_until(
         self,
         condition: Callable[[], bool],
-        timeout: float,  # noqa: ASYNC109 - a bounded wait is this helper's whole point
+        timeout: float,
         what: str,
     ) -> None:
         """Return once `condition()` holds; raise TimeoutError naming `what` and what was recorded so far."""

@@ -56,7 +56,7 @@ class RunningEmulator:
     async def wait_for_received(
         self,
         n: int,
-        timeout: float = 5.0,  # noqa: ASYNC109 - a bounded wait is the point of these helpers
+        timeout: float = 5.0,
     ) -> list[ReceivedRecord]:
         """Wait until at least `n` webhook requests were answered; returns all of them."""
         await self.emulator.recorder.wait_until(
@@ -67,7 +67,7 @@ class RunningEmulator:
     async def wait_for_replies(
         self,
         n: int,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
     ) -> list[ReplyRecord]:
         """Wait until at least `n` reply calls were made and answered (or failed); returns all of them."""
         await self.emulator.recorder.wait_until(
@@ -78,12 +78,12 @@ class RunningEmulator:
     async def wait_until(
         self,
         condition: Callable[[], bool],
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
         what: str = "condition",
     ) -> None:
         await self.emulator.recorder.wait_until(condition, timeout, what)
 
-    async def wait_idle(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_idle(self, timeout: float = 5.0) -> None:
         """Wait until the agent has no reply left to send."""
         deadline = asyncio.get_running_loop().time() + timeout
         while not self.emulator.agent.idle:

@@ -72,9 +72,11 @@ def _check_template(template: str) -> None:
     for _, field, spec, conversion in parsed:
         if field is None:
             continue
-        if field not in PLACEHOLDERS or spec or conversion:
+        if field not in PLACEHOLDERS:
             known = ", ".join(sorted(f"{{{name}}}" for name in PLACEHOLDERS))
             raise ValueError(f"unknown placeholder {{{field}}} in {template!r}; known: {known}")
+        if spec or conversion:
+            raise ValueError(f"placeholder {{{field}}} in {template!r} takes no conversion or format spec")
 
 
 def _render(template: str, values: dict[str, str]) -> str:
