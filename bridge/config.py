@@ -29,6 +29,7 @@ from bridge._config.sensitive import (
 from bridge._config.source import YamlProblems, interpolate, read_yaml
 
 __all__ = [
+    "AdapterRegistry",
     "ChannelConfig",
     "Config",
     "ConfigError",
@@ -50,6 +51,7 @@ __all__ = [
     "webhook_token",
 ]
 
+# Adapter name (the `adapter.type` value) → Adapter class, as `bridge.plugins.discover_adapters()` returns.
 AdapterRegistry = Mapping[str, type[Any]]
 
 
