@@ -58,6 +58,7 @@ _PERMANENT_DOCUMENTED = frozenset({400, 404})
 _MAX_BODY_BYTES = 64 * 1024
 _REASON_BODY_CHARS = 200
 _USER_AGENT = "omnichannel-bridge"
+_MIN_BARE_TOKEN = 6
 
 
 def redact_url(url: str) -> str:
@@ -67,12 +68,16 @@ def redact_url(url: str) -> str:
 
 def redact(text: str, webhook_url: str | None = None) -> str:
     """`text` with the webhook token removed wherever it appears: in a URL path, or on its own (an error page
-    or exception message may echo it without the surrounding path)."""
+    or exception message may echo it without the surrounding path).
+
+    A bare token shorter than `_MIN_BARE_TOKEN` is only removed from URL paths: replacing every "ab" in a
+    reason would garble it, and such a token is no secret anyway.
+    """
     if webhook_url:
         match = _TOKEN_IN_PATH.search(webhook_url)
         if match:
             token = match.group(0)[len("/omnichannel_message/") :]
-            if token:
+            if len(token) >= _MIN_BARE_TOKEN:
                 text = text.replace(token, "***")
     return redact_url(text)
 
@@ -255,7 +260,7 @@ class PlatformClient:
                         return Delivered()
                     raise
                 outcome = classify_response(status, headers, answer, webhook_url)
-        except aiohttp.InvalidURL as exc:
+        except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
             return self._log(Permanent(redact(f"invalid webhook URL: {exc}", webhook_url)), safe_url)
         except aiohttp.ConnectionTimeoutError:
             reason = f"timeout after {_format_seconds(self.connect_timeout)} (connecting)"
