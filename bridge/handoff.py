@@ -43,6 +43,10 @@ class InboundItem(msgspec.Struct, tag="inbound", tag_field="direction"):
     chat_id: int
     dedupe_key: str
     payload: NewMessage
+    # When the core took the message over (seconds since the epoch, shared by replicas): delivery latency.
+    taken_over_at: float | None = None
+    # Follows the message from its arrival to its delivery in every log line (see bridge.logs).
+    correlation_id: str | None = None
 
 
 class OutboundItem(msgspec.Struct, tag="outbound", tag_field="direction"):
@@ -52,6 +56,8 @@ class OutboundItem(msgspec.Struct, tag="outbound", tag_field="direction"):
     chat_id: int
     dedupe_key: str
     message: Outbound
+    taken_over_at: float | None = None
+    correlation_id: str | None = None
 
 
 Item = InboundItem | OutboundItem
@@ -112,9 +118,10 @@ class Handoff(ABC):
         """Stop taking work; let in-flight deliveries finish within the configured bound."""
 
     @abstractmethod
-    async def submit(self, items: list[Item]) -> None:
+    async def submit(self, items: list[Item]) -> int | None:
         """Take the items over (all or none); items whose `dedupe_key` was seen before are skipped.
-        Raises an exception when they could not be taken over, so the sender can redeliver."""
+        Raises an exception when they could not be taken over, so the sender can redeliver.
+        Returns how many items were new when the handoff knows (the rest were duplicates), else None."""
 
     async def status(self) -> list[DeliveryStatus]:
         """The backlog per channel and direction; only handoffs that keep a backlog implement it."""
