@@ -14,7 +14,7 @@ import pytest
 from bridge.config import Config, DeliveryConfig, StoreConfig
 from bridge.delivery import DurableHandoff, HandoffStopped, build_handoff
 from bridge.handoff import Item, Outcome, Permanent, Retry
-from bridge.queue import Lane, Queue
+from bridge.queue import Lane, Queue, lane_of
 from bridge.queue.sqlite import SqliteQueue
 from tests.queue.conftest import MakeQueue
 from tests.queue.helpers import FakeClock, Recorder, inbound, outbound
@@ -64,7 +64,7 @@ async def test_per_lane_order_holds_under_retries_with_several_workers(make_hand
             make = inbound if chat % 2 else outbound
             item = make(f"{channel}-{chat}-{n}", chat=chat, channel=channel)
             batch.append(item)
-            submitted.setdefault(Lane(*_lane(item)), []).append(item.dedupe_key)
+            submitted.setdefault(lane_of(item), []).append(item.dedupe_key)
             if rng.random() < 0.3:  # fails its first one or two attempts
                 plan[item.dedupe_key] = [Retry("platform answered 503")] * rng.randint(1, 2)
         rng.shuffle(batch)
@@ -81,15 +81,10 @@ async def test_per_lane_order_holds_under_retries_with_several_workers(make_hand
     assert await handoff.status() == []
 
 
-def _lane(item: Item) -> tuple[str, str, int]:
-    direction = "inbound" if item.__class__.__name__ == "InboundItem" else "outbound"
-    return direction, item.channel_id, item.chat_id
-
-
 async def test_a_waiting_lane_holds_up_no_other(make_handoff: MakeHandoff) -> None:
     # Chat 1 is rate limited for an hour; with only two workers, every other chat still flows.
     plan: dict[str, list[Outcome | Exception]] = {"slow-0": [Retry("429", retry_after=3600)]}
-    others = [outbound(f"fast-{chat}-{n}", chat=chat) for chat in range(2, 7) for n in range(3)]
+    others: list[Item] = [outbound(f"fast-{chat}-{n}", chat=chat) for chat in range(2, 7) for n in range(3)]
     recorder = Recorder(plan, expect=len(others))
     handoff = make_handoff(workers=2)
     await handoff.start(recorder)
@@ -252,7 +247,7 @@ async def test_an_item_older_than_max_age_is_dead_lettered_unsent(make_queue: Ma
     await handoff.start(recorder)
     try:
         await wait_for(recorder.all_delivered)
-        await asyncio.wait_for(_until_dead_letters(queue, 2), WAIT)
+        await _until_dead_letters(queue, 2)
     finally:
         await handoff.stop()
     assert recorder.attempts == {"fresh-too": 1}
@@ -262,8 +257,11 @@ async def test_an_item_older_than_max_age_is_dead_lettered_unsent(make_queue: Ma
 
 
 async def _until_dead_letters(queue: Queue, count: int) -> None:
-    while len(await queue.dead_letters()) < count:
+    for _ in range(int(WAIT / 0.02)):
+        if len(await queue.dead_letters()) >= count:
+            return
         await asyncio.sleep(0.02)
+    raise AssertionError(f"fewer than {count} dead letters after {WAIT}s")
 
 
 async def _reopened_dead_letters(queue: Queue) -> list[Any]:
