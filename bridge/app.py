@@ -16,7 +16,7 @@ from litestar import Litestar, Request, Response, Router
 from litestar.exceptions import HTTPException
 
 from bridge.adapter import Adapter, AdapterContext, NotTakenOver
-from bridge.config import Config, adapter_settings
+from bridge.config import Config, adapter_settings, reply_base_url
 from bridge.core import Bridge, Channel
 from bridge.file_routes import file_routes
 from bridge.files import FileUrlSigner, new_signing_key
@@ -34,15 +34,6 @@ __all__ = ["BridgeRuntime", "create_app"]
 log = logging.getLogger("bridge.app")
 
 _SIGNING_KEY = ("bridge", "file-signing-key")
-
-
-def _public_url(config: Config) -> str:
-    if config.server.public_url:
-        return config.server.public_url.rstrip("/")
-    host = config.server.host
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"
-    return f"http://{host}:{config.server.port}"
 
 
 def _submitter(bridge: Bridge, channel_id: str) -> Callable[[Inbound], Any]:
@@ -64,7 +55,7 @@ class BridgeRuntime:
         self.store = store
         self.platform = platform
         self.handoff = handoff
-        self.public_url = _public_url(config)
+        self.public_url = reply_base_url(config)
         self.signer: FileUrlSigner | None = None
         self.bridge = Bridge(channels={}, store=store, platform=platform, handoff=handoff, file_urls=None)
         self.channels: dict[str, Channel] = {}

@@ -140,8 +140,8 @@ def test_without_public_url_the_urls_use_host_and_port(env: dict[str, str], tmp_
     path = write_config(tmp_path, VALID.replace("public_url: https://bridge.example.com/", "port: 8181"))
     run = check_config(env, path, cwd=tmp_path)
     assert run.code == 0
-    assert "note: server.public_url is not set, so the reply URLs below use http://0.0.0.0:8181" in run.out
-    assert "http://0.0.0.0:8181/channels/shop\n" in run.out
+    assert "note: server.public_url is not set, so the reply URLs below use http://127.0.0.1:8181" in run.out
+    assert "http://127.0.0.1:8181/channels/shop\n" in run.out
 
 
 def test_invalid_config_exits_2_with_one_line_per_problem(env: dict[str, str], tmp_path: Path) -> None:
@@ -230,4 +230,4 @@ def test_the_example_passes_with_the_installed_telegram_adapter(env: dict[str, s
     run = check_config(env, REPO / "config.example.yaml", cwd=tmp_path)
     assert (run.code, run.err) == (0, "")
     assert "channel telegram-main (adapter: telegram)" in run.out
-    assert "http://0.0.0.0:8080/channels/telegram-main\n" in run.out
+    assert "http://127.0.0.1:8080/channels/telegram-main\n" in run.out

@@ -145,6 +145,9 @@ def reply_base_url(config: Config) -> str:
     if config.server.public_url:
         return config.server.public_url.rstrip("/")
     host = config.server.host
+    if host in ("0.0.0.0", "::", ""):
+        # Listening on every interface: the loopback address is the one that surely reaches it.
+        host = "127.0.0.1"
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
     return f"http://{host}:{config.server.port}"
