@@ -141,9 +141,9 @@ def create_app(
         connect_timeout=max(c.platform.connect_timeout for c in config.channels),
     )
     if handoff is None:
-        from bridge.direct import DirectHandoff
+        from bridge.delivery import build_handoff
 
-        handoff = DirectHandoff()
+        handoff = build_handoff(config)
     runtime = BridgeRuntime(config, store, platform, handoff)
     routers: list[Any] = []
     for channel_config in config.channels:

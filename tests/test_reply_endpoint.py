@@ -65,12 +65,28 @@ def text(chat_id: int, value: str = "Hello! How can I help?") -> dict[str, objec
 
 
 AUTH = {"Authorization": f"Token {TOKEN}"}
+PROBE = "probe: sent after the request under test"
+
+
+async def assert_only_probe_arrives(bridge: Bridge, channel_id: str) -> None:
+    """Prove a refused request queued nothing: a valid reply sent after it is the first and only one to arrive
+    (replies of one chat are delivered in order, so anything queued before would arrive first)."""
+    chat_id = bridge.chat_sec if channel_id == "sec" else bridge.chat_hdr
+    url = (
+        f"{bridge.url}/channels/sec/{SECRET}/send_message"
+        if channel_id == "sec"
+        else (f"{bridge.url}/channels/{channel_id}/send_message")
+    )
+    r = await post(url, text(chat_id, PROBE), AUTH)
+    assert r.status_code == 200
+    sent = await bridge.adapter(channel_id).wait_sent(1)
+    assert [m.content for m in sent] == [OutboundText(PROBE)]
 
 
 async def test_header_mode_ok(bridge: Bridge) -> None:
     r = await post(f"{bridge.url}/channels/hdr/send_message", text(bridge.chat_hdr), AUTH)
     assert (r.status_code, r.json()) == (200, {"result": "ok"})
-    sent = bridge.adapter("hdr").sent
+    sent = await bridge.adapter("hdr").wait_sent(1)
     assert len(sent) == 1
     assert sent[0].content == OutboundText("Hello! How can I help?")
     assert (sent[0].chat_id, sent[0].native_chat_id) == (bridge.chat_hdr, "native-1")
@@ -91,13 +107,14 @@ async def test_header_mode_refused(bridge: Bridge, headers: dict[str, str], desc
     r = await post(f"{bridge.url}/channels/hdr/send_message", text(bridge.chat_hdr), headers)
     assert r.status_code == 401
     assert r.json() == {"error": "unauthorized", "desc": desc}
-    assert bridge.adapter("hdr").sent == []
+    await assert_only_probe_arrives(bridge, "hdr")
 
 
 async def test_secret_url_ok(bridge: Bridge) -> None:
     r = await post(f"{bridge.url}/channels/sec/{SECRET}/send_message", text(bridge.chat_sec))
     assert (r.status_code, r.json()) == (200, {"result": "ok"})
-    assert [m.content for m in bridge.adapter("sec").sent] == [OutboundText("Hello! How can I help?")]
+    sent = await bridge.adapter("sec").wait_sent(1)
+    assert [m.content for m in sent] == [OutboundText("Hello! How can I help?")]
 
 
 @pytest.mark.parametrize(
@@ -114,7 +131,7 @@ async def test_not_found(bridge: Bridge, path: str) -> None:
     r = await post(f"{bridge.url}/channels/{path}", text(bridge.chat_sec), AUTH)
     assert r.status_code == 404
     assert r.json()["error"] == "not_found"
-    assert bridge.adapter("sec").sent == []
+    await assert_only_probe_arrives(bridge, "sec")
 
 
 async def test_body_over_limit(bridge: Bridge) -> None:
@@ -158,7 +175,7 @@ async def test_unknown_kind_is_ok_and_logged(bridge: Bridge, caplog: pytest.LogC
     body = {"chat_id": bridge.chat_hdr, "message": {"kind": "info", "text": "agent joined"}}
     r = await post(f"{bridge.url}/channels/hdr/send_message", body, AUTH)
     assert (r.status_code, r.json()) == (200, {"result": "ok"})
-    assert bridge.adapter("hdr").sent == []
+    await assert_only_probe_arrives(bridge, "hdr")
     assert any(getattr(rec, "kind", None) == "info" for rec in caplog.records)
 
 
@@ -196,7 +213,7 @@ async def test_keyboard_and_file_reach_adapter_typed(bridge: Bridge) -> None:
     for body in (keyboard, file):
         r = await post(f"{bridge.url}/channels/hdr/send_message", body, AUTH)
         assert r.status_code == 200
-    sent = bridge.adapter("hdr").sent
+    sent = await bridge.adapter("hdr").wait_sent(2)
     assert sent[0].content == OutboundKeyboard(
         rows=[[Button("yes", "Yes"), Button("no", "No")], [Button("human", "Talk to a person")]]
     )
@@ -209,7 +226,7 @@ async def test_long_text_split_by_capabilities(bridge: Bridge) -> None:
     chat = await bridge.runtime.store.chat_id_for("small", "n")
     r = await post(f"{bridge.url}/channels/small/send_message", text(chat, "one two three four"), AUTH)
     assert r.status_code == 200
-    parts = [m.content for m in bridge.adapter("small").sent]
+    parts = [m.content for m in await bridge.adapter("small").wait_sent(2)]
     assert all(isinstance(p, OutboundText) and len(p.text) <= 10 for p in parts)
     assert " ".join(p.text.strip() for p in parts if isinstance(p, OutboundText)) == "one two three four"
     assert len({m.message_id for m in bridge.adapter("small").sent}) == len(parts)
