@@ -131,13 +131,16 @@ class DurableHandoff(Handoff):
         self._tasks = []
         await self.queue.close()
 
-    async def submit(self, items: list[Item]) -> None:
+    async def submit(self, items: list[Item]) -> int:
         if self._stopped:
             raise HandoffStopped("the bridge is shutting down; the items were not taken over")
-        if items:
-            await self.queue.open()
-            if await self.queue.put(items):
-                self._notify()
+        if not items:
+            return 0
+        await self.queue.open()
+        stored = await self.queue.put(items)
+        if stored:
+            self._notify()
+        return stored
 
     async def status(self) -> list[DeliveryStatus]:
         return await self.queue.status()
@@ -209,10 +212,11 @@ class DurableHandoff(Handoff):
         if isinstance(outcome, Delivered):
             await self._settle(claim, self.queue.ack(claim))
         elif isinstance(outcome, Permanent):
-            log.warning("dead-lettering %s after a permanent failure: %s", _describe(claim), outcome.reason)
+            log.warning("dead-lettering %s after a permanent failure: %s", _describe(claim), outcome.reason,
+                        extra=_extra(item))
             await self._settle(claim, self.queue.dead_letter(claim, outcome.reason))
         else:
-            await self._settle(claim, self._schedule_retry(claim, outcome))
+            await self._settle(claim, self._schedule_retry(claim, item, outcome))
 
     async def _attempt(self, claim: Claim, item: Item) -> Outcome:
         deliver = self._deliver
@@ -224,7 +228,7 @@ class DurableHandoff(Handoff):
             await self._hand_back(claim)
             raise
         except Exception as exc:
-            log.exception("delivering %s raised; it will be retried", _describe(claim))
+            log.exception("delivering %s raised; it will be retried", _describe(claim), extra=_extra(item))
             outcome = Retry(f"delivery raised {type(exc).__name__}: {exc}")
         finally:
             keeper.cancel()
@@ -232,7 +236,7 @@ class DurableHandoff(Handoff):
             return Retry(f"the deliverer returned {outcome!r} instead of an outcome")
         return outcome
 
-    def _schedule_retry(self, claim: Claim, outcome: Retry) -> Awaitable[bool]:
+    def _schedule_retry(self, claim: Claim, item: Item, outcome: Retry) -> Awaitable[bool]:
         now = self._clock()
         delay = self.retry_delay(claim.attempts, outcome.retry_after)
         deadline = claim.enqueued_at + self.max_age
@@ -241,10 +245,10 @@ class DurableHandoff(Handoff):
                 f"gave up after {claim.attempts} attempt(s) in {now - claim.enqueued_at:.1f}s "
                 f"(max_age {self.max_age:g}s); last error: {outcome.reason}"
             )
-            log.warning("dead-lettering %s: %s", _describe(claim), reason)
+            log.warning("dead-lettering %s: %s", _describe(claim), reason, extra=_extra(item))
             return self.queue.dead_letter(claim, reason)
         log.info("retrying %s in %.1fs (attempt %d failed: %s)", _describe(claim), delay, claim.attempts,
-                 outcome.reason)
+                 outcome.reason, extra=_extra(item))
         return self.queue.retry_at(claim, now + delay, outcome.reason)
 
     async def _settle(self, claim: Claim, operation: Awaitable[bool]) -> None:
@@ -274,6 +278,11 @@ class DurableHandoff(Handoff):
 
 def _describe(claim: Claim) -> str:
     return f"{claim.direction} item {claim.dedupe_key!r} of chat {claim.chat_id} on {claim.channel_id!r}"
+
+
+def _extra(item: Item) -> dict[str, str]:
+    """Log-record fields that tie a line to the message's journey through the bridge."""
+    return {"correlation_id": item.correlation_id} if item.correlation_id else {}
 
 
 def build_handoff(config: Config, **overrides: float) -> DurableHandoff:

@@ -137,11 +137,11 @@ class SqliteQueue(Queue):
 
     async def open(self) -> None:
         if self._conn is None:
-            self._conn = await self._run(self._open_sync, need_open=False)
+            await self._run(self._open_sync, need_open=False)
 
-    def _open_sync(self) -> sqlite3.Connection:
+    def _open_sync(self) -> None:
         if self._conn is not None:  # opened by a call that waited on the limiter before this one
-            return self._conn
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -153,7 +153,7 @@ class SqliteQueue(Queue):
         except BaseException:
             conn.close()
             raise
-        return conn
+        self._conn = conn
 
     async def close(self) -> None:
         await self._puts.wait_idle()

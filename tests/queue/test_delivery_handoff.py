@@ -102,8 +102,9 @@ async def test_permanent_failure_is_dead_lettered_and_replay_delivers_it(make_ha
     recorder = Recorder({"poison": [Permanent("platform answered 400: invalid message")]}, expect=2)
     handoff = make_handoff()
     await handoff.start(recorder)
-    await handoff.submit([inbound("poison"), inbound("after-1"), inbound("after-2")])
+    assert await handoff.submit([inbound("poison"), inbound("after-1"), inbound("after-2")]) == 3
     await wait_for(recorder.all_delivered)
+    assert await handoff.submit([inbound("after-1")]) == 0, "a redelivered message is recognised"
 
     assert recorder.delivered == {Lane("inbound", "tg", 1): ["after-1", "after-2"]}
     [letter] = await handoff.queue.dead_letters()
