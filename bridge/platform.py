@@ -229,17 +229,37 @@ class PlatformClient:
     ) -> None:
         await self.close()
 
-    async def post_new_message(self, webhook_url: str, payload: NewMessage) -> Outcome:
-        """Deliver one visitor message to the platform and say what became of it."""
-        return await self.post_json(webhook_url, encode(payload))
+    async def post_new_message(
+        self,
+        webhook_url: str,
+        payload: NewMessage,
+        *,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+    ) -> Outcome:
+        """Deliver one visitor message to the platform and say what became of it.
 
-    async def post_json(self, webhook_url: str, body: bytes) -> Outcome:
+        `timeout` / `connect_timeout` override the client's own for this request (channels have their own
+        settings but share the one pooled session).
+        """
+        return await self.post_json(webhook_url, encode(payload), timeout=timeout, connect_timeout=connect_timeout)
+
+    async def post_json(
+        self,
+        webhook_url: str,
+        body: bytes,
+        *,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+    ) -> Outcome:
         """POST an already encoded JSON body to a webhook URL; the seam under `post_new_message`, public so an
         encoded payload (a replayed dead letter, a conformance test's raw bytes) goes through the same
         classification."""
         session = self._session
         if session is None:
             raise RuntimeError("PlatformClient is not started: await start() or use `async with` first")
+        total = self.timeout if timeout is None else timeout
+        connect = self.connect_timeout if connect_timeout is None else connect_timeout
         safe_url = redact_url(webhook_url)
         try:
             async with session.post(
@@ -247,6 +267,7 @@ class PlatformClient:
                 data=body,
                 headers={"Content-Type": "application/json"},
                 allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=total, sock_connect=connect),
             ) as response:
                 status = response.status
                 headers = response.headers
@@ -263,10 +284,10 @@ class PlatformClient:
         except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
             return self._log(Permanent(redact(f"invalid webhook URL: {exc}", webhook_url)), safe_url)
         except aiohttp.ConnectionTimeoutError:
-            reason = f"timeout after {_format_seconds(self.connect_timeout)} (connecting)"
+            reason = f"timeout after {_format_seconds(connect)} (connecting)"
             return self._log(Retry(reason), safe_url)
         except TimeoutError:
-            return self._log(Retry(f"timeout after {_format_seconds(self.timeout)}"), safe_url)
+            return self._log(Retry(f"timeout after {_format_seconds(total)}"), safe_url)
         except aiohttp.ClientConnectionError as exc:
             reason = redact(f"connection error: {_describe(exc)}", webhook_url)
             return self._log(Retry(reason), safe_url)

@@ -8,6 +8,7 @@ import contextlib
 import copy
 import email.utils
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -278,6 +279,41 @@ async def test_a_slow_answer_is_a_timeout(client: PlatformClient, no_token_in_lo
         finally:
             release.set()
     assert outcome == Retry("timeout after 0.3s")
+
+
+async def test_per_request_timeout_overrides_the_clients(client: PlatformClient) -> None:
+    release = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.json_response({"result": "ok"})
+
+    async with serve(handler) as url:
+        try:
+            outcome = await client.post_new_message(url, text(), timeout=0.05)
+        finally:
+            release.set()
+    assert outcome == Retry("timeout after 0.05s")
+
+
+async def test_a_connect_that_never_completes_is_a_connect_timeout() -> None:
+    # A listener that never accepts, its backlog filled: the kernel drops further SYNs, so connect() hangs.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = [socket.socket() for _ in range(3)]
+        try:
+            for filler in fillers:
+                filler.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    filler.connect(("127.0.0.1", port))
+            async with PlatformClient(timeout=5, connect_timeout=0.1) as platform_client:
+                outcome = await platform_client.post_new_message(f"http://127.0.0.1:{port}{WEBHOOK_PATH}", text())
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert outcome == Retry("timeout after 0.1s (connecting)")
 
 
 async def test_a_closed_port_is_a_connection_error(client: PlatformClient, no_token_in_logs: None) -> None:

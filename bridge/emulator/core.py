@@ -60,13 +60,14 @@ class Emulator:
 
     async def receive(self, token: str, body: bytes, content_type: str | None, base_url: str) -> Answer:
         """Handle one `new_message` POST for `token` the way the platform does."""
+        not_json: Rejected | None = None
         try:
             data: Any = decode_json(body)
-            decoded = True
-        except Rejected:
-            data, decoded = body.decode("utf-8", errors="replace"), False
+        except Rejected as exc:
+            # Recorded as text; answered 500 below, unless a fault or the token decides first.
+            data, not_json = body.decode("utf-8", errors="replace"), exc
 
-        fault = self.faults.take(token, subject_text(data) if decoded else None)
+        fault = self.faults.take(token, subject_text(data) if not_json is None else None)
         if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
@@ -80,8 +81,8 @@ class Emulator:
             self._record(token, data, content_type, answer, "rejected", "unknown token")
             return answer
         try:
-            if not decoded:
-                decode_json(body)  # raises the 500 with the decoder's message
+            if not_json is not None:
+                raise not_json
             result = examine_new_message(data)
         except Rejected as exc:
             answer = Answer(status=exc.status, body={"error": exc.error})

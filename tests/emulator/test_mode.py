@@ -80,12 +80,13 @@ async def test_fault_body_headers_and_token_scope(platform: RunningEmulator, cli
     assert outcome == Retry("platform 429: rate_limited: slow down", retry_after=7.0)
 
 
-async def test_a_delayed_answer_is_a_timeout_for_the_client(platform: RunningEmulator, client: PlatformClient) -> None:
-    platform.add_fault(FaultRule(status=200, count=1, delay=1.0))
+async def test_a_delayed_answer_is_a_timeout_for_the_client(platform: RunningEmulator) -> None:
+    platform.add_fault(FaultRule(status=200, count=1, delay=0.3))
 
-    outcome = await client.post_new_message(platform.webhook_url(HEADER_TOKEN), text_message("slow"))
+    async with PlatformClient(timeout=0.1) as impatient:
+        outcome = await impatient.post_new_message(platform.webhook_url(HEADER_TOKEN), text_message("slow"))
 
-    assert outcome == Retry("timeout after 0.5s")
+    assert outcome == Retry("timeout after 0.1s")
 
 
 @pytest.mark.parametrize(
