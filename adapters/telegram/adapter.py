@@ -209,12 +209,15 @@ class TelegramAdapter(Adapter[TelegramConfig]):
             return 401, error_body("unauthorized", "missing or wrong secret token")
         try:
             data = msgspec.json.decode(body)
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-            update = Update.de_json(data, self.bot)
-        except Exception as exc:
-            self.log.warning("unreadable webhook request", extra={"reason": str(exc)})
+        except msgspec.DecodeError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+            self.log.warning("webhook request is not a Telegram update")
             return 400, error_body("bad_request", "the body is not a Telegram update")
+        update = _parse_update(data, self.bot)
+        if isinstance(update, dict):
+            self._unreadable(update)
+            return 200, _OK  # a 4xx/5xx would make Telegram hold back every later update while it retries
         try:
             await self.ingest(update)
         except Exception as exc:
@@ -229,33 +232,50 @@ class TelegramAdapter(Adapter[TelegramConfig]):
         delay = self.config.poll_retry_delay
         while True:
             try:
-                updates = await self.bot.get_updates(
-                    offset=self._offset, timeout=self.config.poll_timeout, allowed_updates=list(ALLOWED_UPDATES)
-                )
+                updates = await self._fetch_updates()
             except (InvalidToken, Forbidden) as exc:
                 self.log.error("telegram refused getUpdates", extra={"reason": str(exc)})
                 await asyncio.sleep(self.config.poll_retry_max)
                 continue
             except Conflict as exc:
                 self.log.warning("getUpdates conflict: another poller or a webhook", extra={"reason": str(exc)})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.config.poll_retry_max)
-                continue
+                updates = None
             except Exception as exc:
                 self.log.warning("getUpdates failed", extra={"reason": f"{type(exc).__name__}: {exc}"})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.config.poll_retry_max)
-                continue
-            if await self._process_batch(updates):
+                updates = None
+            if updates is not None and await self._process_batch(updates):
                 delay = self.config.poll_retry_delay
             else:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.config.poll_retry_max)
 
-    async def _process_batch(self, updates: Sequence[Update]) -> bool:
+    async def _fetch_updates(self) -> list[Update | dict[str, Any]]:
+        """The next batch. When PTB cannot read one update of it, the batch is read again raw and each
+        update parsed alone, so one unreadable update cannot stop polling for good."""
+        allowed = list(ALLOWED_UPDATES)
+        timeout = self.config.poll_timeout
+        try:
+            return list(await self.bot.get_updates(offset=self._offset, timeout=timeout, allowed_updates=allowed))
+        except TelegramError:
+            raise
+        except Exception as exc:
+            self.log.warning("PTB could not read an update; reading them one by one", extra={"reason": str(exc)})
+        raw = await self.bot.do_api_request(
+            "getUpdates",
+            api_kwargs={"offset": self._offset, "timeout": timeout, "allowed_updates": allowed},
+            read_timeout=self.config.request_timeout + timeout,
+        )
+        items = [item for item in raw if isinstance(item, dict) and isinstance(item.get("update_id"), int)]
+        return [_parse_update(item, self.bot) for item in items]
+
+    async def _process_batch(self, updates: Sequence[Update | dict[str, Any]]) -> bool:
         """Ingest in order; the offset moves past an update only once all its messages were taken over.
         Returns False at the first update that was not, leaving the rest for the next getUpdates."""
         for update in updates:
+            if isinstance(update, dict):
+                self._unreadable(update)
+                self._offset = int(update["update_id"]) + 1
+                continue
             try:
                 await self.ingest(update)
             except Exception as exc:
@@ -264,6 +284,12 @@ class TelegramAdapter(Adapter[TelegramConfig]):
                 return False
             self._offset = update.update_id + 1
         return True
+
+    def _unreadable(self, data: dict[str, Any]) -> None:
+        # Retrying cannot help (the same bytes come back), and blocking would stop the whole bot.
+        self.stats["unreadable"] += 1
+        self.log.error("telegram update unreadable; skipped", extra={"update_id": data.get("update_id"),
+                                                                     "fields": sorted(data)})
 
     async def _confirm_offset(self) -> None:
         """Tell Telegram what was taken over, so a restart does not fetch those updates again."""
@@ -285,3 +311,11 @@ class TelegramAdapter(Adapter[TelegramConfig]):
         if self._http is None:
             raise AdapterError("the Telegram adapter is not started")
         return await open_telegram_file(self.bot, self._http, file_ref)
+
+
+def _parse_update(data: dict[str, Any], bot: Bot) -> Update | dict[str, Any]:
+    """The update, or its raw data when PTB cannot read it."""
+    try:
+        return Update.de_json(data, bot)
+    except Exception:
+        return data
