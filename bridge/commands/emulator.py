@@ -35,15 +35,11 @@ class UsageError(Exception):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = _EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument(
-        "-c", "--config", type=Path, help="emulator YAML file (channels, script, reply_delay)"
-    )
+    parser.add_argument("-c", "--config", type=Path, help="emulator YAML file (channels, script, reply_delay)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8090, help="port to listen on (default: 8090)")
     parser.add_argument("--token", help="the channel's webhook token (one channel; see --channel for more)")
-    parser.add_argument(
-        "--reply-url", help="the channel's \"Channel webhook: URL\" (the bridge's reply endpoint)"
-    )
+    parser.add_argument("--reply-url", help="the channel's \"Channel webhook: URL\" (the bridge's reply endpoint)")
     parser.add_argument("--reply-token", help="send `Authorization: Token X` with replies (header mode)")
     parser.add_argument(
         "--channel",
@@ -133,9 +129,7 @@ def main(args: argparse.Namespace) -> int:
 
     from bridge.emulator import create_emulator_app
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for channel in config.channels:
         mode = "header token" if channel.reply_token else "secret URL"
         print(

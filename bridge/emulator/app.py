@@ -61,9 +61,7 @@ def _png_1x1() -> bytes:
 
 def sample_files() -> dict[str, tuple[bytes, str]]:
     """name → (content, media type) served under `/files/`."""
-    text = (
-        "A sample file from the platform emulator.\nIt is served on loopback, nothing leaves the machine.\n"
-    )
+    text = "A sample file from the platform emulator.\nIt is served on loopback, nothing leaves the machine.\n"
     return {
         "sample.txt": (text.encode(), "text/plain; charset=utf-8"),
         "sample.png": (_png_1x1(), "image/png"),

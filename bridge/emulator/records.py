@@ -82,10 +82,7 @@ class FaultBook:
         self._left.clear()
 
     def active(self) -> list[FaultRule]:
-        return [
-            msgspec.structs.replace(rule, count=left)
-            for rule, left in zip(self._rules, self._left, strict=True)
-        ]
+        return [msgspec.structs.replace(rule, count=left) for rule, left in zip(self._rules, self._left, strict=True)]
 
     def take(self, token: str, text: str | None) -> FaultRule | None:
         for index, rule in enumerate(self._rules):

@@ -51,9 +51,7 @@ __all__ = [
     "parse_script",
 ]
 
-PLACEHOLDERS = frozenset(
-    {"text", "button", "button_id", "name", "url", "type", "file_id", "chat_id", "emulator"}
-)
+PLACEHOLDERS = frozenset({"text", "button", "button_id", "name", "url", "type", "file_id", "chat_id", "emulator"})
 SAMPLE_FILE = "sample.txt"
 
 
@@ -66,9 +64,7 @@ def _check_template(template: str) -> None:
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
-        raise ValueError(
-            f"bad placeholder syntax in {template!r}: {exc} (write literal braces as {{{{ }}}})"
-        ) from None
+        raise ValueError(f"bad placeholder syntax in {template!r}: {exc} (write literal braces as {{{{ }}}})") from None
     for _, field, spec, conversion in parsed:
         if field is None:
             continue
@@ -99,9 +95,7 @@ class OperatorStep(msgspec.Struct, tag="operator", tag_field="kind", forbid_unkn
         _check_template(self.text)
 
 
-class KeyboardStep(
-    msgspec.Struct, tag="keyboard", tag_field="kind", forbid_unknown_fields=True, kw_only=True
-):
+class KeyboardStep(msgspec.Struct, tag="keyboard", tag_field="kind", forbid_unknown_fields=True, kw_only=True):
     buttons: list[list[ScriptButton | str]]
     text: str | None = None
 
@@ -116,9 +110,7 @@ class KeyboardStep(
             _check_template(self.text)
 
 
-class FileStep(
-    msgspec.Struct, tag="file_operator", tag_field="kind", forbid_unknown_fields=True, kw_only=True
-):
+class FileStep(msgspec.Struct, tag="file_operator", tag_field="kind", forbid_unknown_fields=True, kw_only=True):
     """A file as a link. Without `url`, the emulator's own `GET /files/sample.txt`, so nothing leaves the
     machine."""
 
