@@ -29,6 +29,10 @@ with `{P}` = `{prefix}:q`. Every operation is one Lua script, hence atomic acros
   again. The lane's score is the lease (a lane lock with expiry, in the same atomic step as the claim), which
   is why XAUTOCLAIM runs with a minimum idle time of 0: ownership is decided by the lease, not by idle time.
 
+Durability is Redis's own: run it with `appendonly yes` (with `appendfsync everysec` a crash of Redis itself
+may lose the last second; `always` loses nothing) and `maxmemory-policy noeviction`, or items and dedupe
+markers can be evicted.
+
 Concurrent `put` calls are sent as one pipeline (group commit, one round trip for many EVALSHAs); each call
 stays one script, so it is stored all or none. Times are the replicas' clocks (passed into the scripts):
 keep them in sync to well within a lease. Scripts derive their keys from the prefix, which a Redis Cluster
@@ -108,7 +112,11 @@ class RedisQueue(Queue):
     async def open(self) -> None:
         if self._redis is not None:
             return
-        client = aioredis.Redis.from_url(self.url)
+        # No command of the queue blocks on the server, so a reply slower than this means a sick connection;
+        # options given in the URL's query string take precedence.
+        client = aioredis.Redis.from_url(
+            self.url, socket_connect_timeout=5.0, socket_timeout=10.0, health_check_interval=30
+        )
         try:
             await client.ping()
         except RedisError as exc:

@@ -40,74 +40,18 @@ from bridge.queue.base import (
     entries_for,
 )
 from bridge.queue.batching import GroupCommit
+from bridge.queue.sqlite_schema import (
+    DEAD_COLUMNS,
+    QUEUE_MIGRATIONS,
+    dead_letter_from_row,
+    parse_dead_letter_ids,
+)
 from bridge.store.base import StoreError
-from bridge.store.migrations import Migrations, connect, migrate, sql, transaction
+from bridge.store.migrations import connect, migrate, transaction
 
 __all__ = ["QUEUE_MIGRATIONS", "SqliteQueue"]
 
 T = TypeVar("T")
-
-QUEUE_MIGRATIONS = Migrations(
-    component="queue",
-    steps=(
-        sql(
-            """
-            CREATE TABLE queue_lanes (
-                lane_id INTEGER PRIMARY KEY,
-                direction TEXT NOT NULL,
-                channel_id TEXT NOT NULL,
-                chat_id INTEGER NOT NULL,
-                ready_at REAL NOT NULL,
-                lease_token TEXT,
-                last_error TEXT,
-                UNIQUE (direction, channel_id, chat_id)
-            )
-            """,
-            "CREATE INDEX queue_lanes_ready ON queue_lanes (ready_at)",
-            """
-            CREATE TABLE queue_items (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                lane_id INTEGER NOT NULL,
-                dedupe_key TEXT NOT NULL,
-                body BLOB NOT NULL,
-                enqueued_at REAL NOT NULL,
-                attempts INTEGER NOT NULL DEFAULT 0
-            )
-            """,
-            "CREATE INDEX queue_items_lane ON queue_items (lane_id, seq)",
-            """
-            CREATE TABLE queue_dedupe (
-                direction TEXT NOT NULL,
-                channel_id TEXT NOT NULL,
-                dedupe_key TEXT NOT NULL,
-                expires_at REAL NOT NULL,
-                PRIMARY KEY (direction, channel_id, dedupe_key)
-            ) WITHOUT ROWID
-            """,
-            "CREATE INDEX queue_dedupe_expires ON queue_dedupe (expires_at)",
-            """
-            CREATE TABLE queue_dead (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                direction TEXT NOT NULL,
-                channel_id TEXT NOT NULL,
-                chat_id INTEGER NOT NULL,
-                dedupe_key TEXT NOT NULL,
-                body BLOB NOT NULL,
-                enqueued_at REAL NOT NULL,
-                attempts INTEGER NOT NULL,
-                reason TEXT NOT NULL,
-                dead_at REAL NOT NULL
-            )
-            """,
-            "CREATE INDEX queue_dead_channel ON queue_dead (channel_id, direction)",
-        ),
-    ),
-)
-
-_DEAD_COLUMNS = (
-    "id, direction, channel_id, chat_id, dedupe_key, body, enqueued_at, dead_at, attempts, reason"
-)
-
 
 class SqliteQueue(Queue):
     """`path` (and its folders) is created on `open()`; it may be the store's own file."""
@@ -416,27 +360,27 @@ class SqliteQueue(Queue):
     ) -> list[DeadLetter]:
         def run() -> list[DeadLetter]:
             rows = self._db.execute(
-                f"SELECT {_DEAD_COLUMNS} FROM queue_dead WHERE (?1 IS NULL OR channel_id = ?1) "
+                f"SELECT {DEAD_COLUMNS} FROM queue_dead WHERE (?1 IS NULL OR channel_id = ?1) "
                 "AND (?2 IS NULL OR direction = ?2) ORDER BY id LIMIT ?3",
                 (channel_id, direction, limit),
             ).fetchall()
-            return [_dead_letter(row) for row in rows]
+            return [dead_letter_from_row(row) for row in rows]
 
         return await self._run(run)
 
     async def get_dead_letter(self, dead_letter_id: str) -> DeadLetter | None:
-        ids = _ids([dead_letter_id])
+        ids = parse_dead_letter_ids([dead_letter_id])
         if not ids:
             return None
 
         def run() -> DeadLetter | None:
-            row = self._db.execute(f"SELECT {_DEAD_COLUMNS} FROM queue_dead WHERE id = ?", ids).fetchone()
-            return None if row is None else _dead_letter(row)
+            row = self._db.execute(f"SELECT {DEAD_COLUMNS} FROM queue_dead WHERE id = ?", ids).fetchone()
+            return None if row is None else dead_letter_from_row(row)
 
         return await self._run(run)
 
     async def replay(self, dead_letter_ids: Sequence[str]) -> list[str]:
-        ids = _ids(dead_letter_ids)
+        ids = parse_dead_letter_ids(dead_letter_ids)
         return await self._run(lambda: self._replay_sync(ids)) if ids else []
 
     def _replay_sync(self, ids: list[int]) -> list[str]:
@@ -463,7 +407,7 @@ class SqliteQueue(Queue):
         return [str(row[0]) for row in rows]
 
     async def drop(self, dead_letter_ids: Sequence[str]) -> list[str]:
-        ids = _ids(dead_letter_ids)
+        ids = parse_dead_letter_ids(dead_letter_ids)
         if not ids:
             return []
 
@@ -477,24 +421,3 @@ class SqliteQueue(Queue):
             return [str(dead_id) for dead_id in dropped]
 
         return await self._run(run)
-
-
-def _ids(values: Sequence[str]) -> list[int]:
-    """The dead-letter ids that can exist here (decimal numbers); anything else is simply not found."""
-    return sorted({int(value) for value in values if value.isascii() and value.isdigit()})
-
-
-def _dead_letter(row: tuple[object, ...]) -> DeadLetter:
-    dead_id, direction, channel_id, chat_id, dedupe_key, body, enqueued_at, dead_at, attempts, reason = row
-    return DeadLetter(
-        id=str(dead_id),
-        direction=direction,  # type: ignore[arg-type]
-        channel_id=str(channel_id),
-        chat_id=int(chat_id),  # type: ignore[call-overload]
-        dedupe_key=str(dedupe_key),
-        body=bytes(body),  # type: ignore[call-overload]
-        enqueued_at=float(enqueued_at),  # type: ignore[arg-type]
-        dead_at=float(dead_at),  # type: ignore[arg-type]
-        attempts=int(attempts),  # type: ignore[call-overload]
-        reason=str(reason),
-    )
