@@ -128,16 +128,18 @@ class ChatLoop:
 
 
 @asynccontextmanager
-async def chat_loop(store_url: str, **adapter: Any) -> AsyncIterator[ChatLoop]:
+async def chat_loop(store_url: str, *, durable: bool = False, **adapter: Any) -> AsyncIterator[ChatLoop]:
     """Emulator and bridge on loopback; the channel's web chat settings are `adapter`. Delivery is direct
-    (inline), so a platform failure reaches the widget as a `failed` frame."""
+    (inline), so a platform failure reaches the widget as a `failed` frame; `durable` uses the bridge's
+    default, the durable queue on the store."""
     async with run_emulator(EmulatorConfig()) as emulator:
         config = make_config(
             [channel(CHANNEL, emulator.webhook_url(PLATFORM_TOKEN), token=REPLY_TOKEN,
                      adapter={"type": "webchat", **adapter})],
             store_url=store_url,
         )
-        app = create_app(config, adapters={"webchat": WebchatAdapter}, handoff=DirectHandoff())
+        handoff = None if durable else DirectHandoff()
+        app = create_app(config, adapters={"webchat": WebchatAdapter}, handoff=handoff)
         async with serve(app) as server, aiohttp.ClientSession() as session:
             emulator.set_channel(
                 EmulatorChannel(token=PLATFORM_TOKEN, reply_url=f"{server.url}/channels/{CHANNEL}",

@@ -100,6 +100,24 @@ async def test_retry_with_same_id_is_not_a_new_message(chat: ChatLoop) -> None:
     assert [e["id"] for e in again.welcome["history"] if e["sender"] == "visitor"] == ["v:m-1"]
 
 
+async def test_round_trip_and_retry_over_the_default_durable_queue(tmp_path: object) -> None:
+    async with chat_loop(f"sqlite:///{tmp_path}/durable.db", durable=True) as loop:
+        tab = await loop.connect()
+        await tab.text("m-1", "menu")
+        await tab.expect_type("ack", id="m-1")
+        keyboard = await tab.agent_entry()
+        await tab.press("p-1", keyboard["rows"][0][1]["id"])
+        await tab.expect_type("ack", id="p-1")
+        assert (await tab.agent_entry())["text"] == "You pressed: No"
+        await tab.press("p-1", keyboard["rows"][0][1]["id"])  # a retry after a lost ack
+        await tab.expect_type("ack", id="p-1")
+        await tab.text("m-2", "hello")
+        assert (await tab.agent_entry())["text"] == "You said: hello"
+        # The queue recognised the retry: the platform got three messages, not four.
+        assert [r.body["message"]["kind"] for r in loop.emulator.received()] == [
+            "visitor", "keyboard_response", "visitor"]
+
+
 async def test_platform_failure_is_reported_and_retry_succeeds(chat: ChatLoop) -> None:
     chat.emulator.add_fault(status=503, count=1)
     tab = await chat.connect()
