@@ -27,7 +27,9 @@ def _origin(value: str) -> str:
 class WebchatConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """`secret` signs visitor ids (default: a key generated once and kept in the store); `history_limit`
     messages per visitor are kept for `history_ttl` seconds after the last one; `allowed_origins`, when not
-    empty, are the only pages whose scripts may open the chat's socket (the widget embedded elsewhere)."""
+    empty, are the only pages whose scripts may open the chat's socket (the widget embedded elsewhere). An open
+    list is safe for visitors: their identity lives in the page's local storage, not in a cookie, so another
+    site's script cannot act as them; the list limits who may embed the chat."""
 
     secret: str | None = None
     title: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] = "Chat"

@@ -274,3 +274,10 @@ async def test_sockets_are_released(chat: ChatLoop) -> None:
     assert chat.adapter.open_sockets(tab.welcome["visitor"].partition(".")[0]) == 1
     await tab.ws.close()
     await chat.emulator.wait_until(lambda: chat.adapter.open_sockets() == 0, what="socket released")
+
+
+async def test_socket_without_hello_is_closed(chat: ChatLoop) -> None:
+    chat.adapter.hello_timeout = 0.05
+    silent = ChatClient(await chat.open())
+    assert await silent.closed() == 1008
+    await chat.emulator.wait_until(lambda: chat.adapter.open_sockets() == 0, what="socket released")
