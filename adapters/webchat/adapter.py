@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -85,6 +86,15 @@ def _load_assets(title: str) -> _Assets:
         script=static.joinpath("widget.js").read_bytes(),
         stylesheet=static.joinpath("chat.css").read_bytes(),
     )
+
+
+async def _close(socket: WebSocket[Any, Any, Any], code: int, frame: ErrorFrame) -> None:
+    """Say why, then close; the browser may already be gone, which is no error of ours."""
+    try:
+        await socket.send_text(encode_frame(frame))
+        await socket.close(code=code)
+    except Exception as exc:
+        logging.getLogger("adapters.webchat").debug("web chat socket already gone: %s", exc)
 
 
 def _file_name(url: str) -> str:
@@ -229,8 +239,7 @@ class WebchatAdapter(Adapter[WebchatConfig]):
         else:
             desc = "the first frame must be a hello frame"
         if not isinstance(frame, Hello):
-            await socket.send_text(encode_frame(ErrorFrame(error="bad_hello", desc=desc)))
-            await socket.close(code=_POLICY, reason="bad hello frame")
+            await _close(socket, _POLICY, ErrorFrame(error="bad_hello", desc=desc))
             return None
         return frame
 
@@ -256,10 +265,8 @@ class WebchatAdapter(Adapter[WebchatConfig]):
                 connection.push(Welcome(visitor=signed, renewed=renewed, title=self.config.title, history=history))
         except Exception:
             self.log.exception("web chat history could not be read")
-            await connection.socket.send_text(
-                encode_frame(ErrorFrame(error="unavailable", desc="the chat is unavailable; retrying"))
-            )
-            await connection.socket.close(code=_INTERNAL)
+            await _close(connection.socket, _INTERNAL,
+                         ErrorFrame(error="unavailable", desc="the chat is unavailable; retrying"))
             return False
         return True
 
