@@ -102,9 +102,17 @@ class FileDownload:
     name: str | None = None
 
 
+def _uncounted(kind: str) -> None:
+    """The default `AdapterContext.dropped`: nobody is counting."""
+
+
 @dataclass(slots=True)
 class AdapterContext:
-    """Everything the core hands an adapter at construction."""
+    """Everything the core hands an adapter at construction.
+
+    `dropped(kind)` is for the operator's metrics: call it once for each visitor message the channel's config
+    tells the adapter not to forward (an ignored group message or edit), with the message's kind (`text`,
+    `file`, `button`, `edit`, `other`)."""
 
     channel_id: str
     submit: InboundCallback
@@ -113,6 +121,7 @@ class AdapterContext:
     route_prefix: str = ""
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("bridge.adapter"))
     extra: dict[str, Any] = field(default_factory=dict)
+    dropped: Callable[[str], None] = _uncounted
 
     def public_route_url(self, path: str) -> str | None:
         """The public URL of one of the adapter's own routes, or None when no public URL is configured."""

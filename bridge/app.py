@@ -16,14 +16,17 @@ from litestar import Litestar, Request, Response, Router
 from litestar.exceptions import HTTPException
 
 from bridge.adapter import Adapter, AdapterContext, NotTakenOver
-from bridge.config import Config, adapter_settings, reply_base_url
+from bridge.config import Config, adapter_settings, reply_base_url, secret_values
 from bridge.core import Bridge, Channel
 from bridge.file_routes import file_routes
 from bridge.files import FileUrlSigner, new_signing_key
 from bridge.handoff import Handoff
+from bridge.logs import Redactor
 from bridge.messages import Inbound
+from bridge.metrics import Metrics, install_http_metrics, metrics_routes
 from bridge.platform import PlatformClient
 from bridge.protocol import error_body
+from bridge.readiness import Readiness
 from bridge.routes import health_routes, reply_routes
 from bridge.store import open_store
 from bridge.store.base import Store, StoreError
@@ -50,15 +53,34 @@ def _submitter(bridge: Bridge, channel_id: str) -> Callable[[Inbound], Any]:
 class BridgeRuntime:
     """The parts one app owns; kept on `app.state.bridge` for the CLI and tests."""
 
-    def __init__(self, config: Config, store: Store, platform: PlatformClient, handoff: Handoff) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        platform: PlatformClient,
+        handoff: Handoff,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.platform = platform
         self.handoff = handoff
+        self.metrics = metrics
         self.public_url = reply_base_url(config)
         self.signer: FileUrlSigner | None = None
-        self.bridge = Bridge(channels={}, store=store, platform=platform, handoff=handoff, file_urls=None)
+        self.bridge = Bridge(
+            channels={}, store=store, platform=platform, handoff=handoff, file_urls=None, metrics=metrics
+        )
         self.channels: dict[str, Channel] = {}
+        checks_platform = config.server.ready_checks_platform
+        self.readiness_checks = Readiness(
+            store=store,
+            handoff=handoff,
+            channels=self.channels,
+            redact=Redactor(secret_values(config)),
+            platform_urls={c.id: c.platform.webhook_url for c in config.channels} if checks_platform else None,
+            metrics=metrics,
+        )
 
     def signer_or_fail(self) -> FileUrlSigner:
         if self.signer is None:
@@ -97,18 +119,7 @@ class BridgeRuntime:
             log.info("bridge stopping")
 
     async def readiness(self) -> dict[str, Any]:
-        checks: dict[str, Any] = {}
-        try:
-            await self.store.ping()
-            checks["store"] = {"status": "ok"}
-        except Exception as exc:
-            checks["store"] = {"status": "error", "detail": str(exc)}
-        for channel_id, channel in self.channels.items():
-            ok = channel.adapter.started
-            checks[f"adapter:{channel_id}"] = {"status": "ok" if ok else "error",
-                                               "detail": "started" if ok else "not started"}
-        status = "ok" if all(c["status"] == "ok" for c in checks.values()) else "error"
-        return {"status": status, "checks": checks}
+        return await self.readiness_checks.report()
 
 
 def _exception_handler(_request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
@@ -144,7 +155,8 @@ def create_app(
         from bridge.delivery import build_handoff
 
         handoff = build_handoff(config)
-    runtime = BridgeRuntime(config, store, platform, handoff)
+    metrics = Metrics(backlog=handoff.status, channels=[c.id for c in config.channels])
+    runtime = BridgeRuntime(config, store, platform, handoff, metrics)
     routers: list[Any] = []
     for channel_config in config.channels:
         adapter_cls = adapters[channel_config.adapter_type]
@@ -155,6 +167,7 @@ def create_app(
             public_url=config.server.public_url,
             route_prefix=f"/channels/{channel_config.id}",
             logger=logging.getLogger(f"bridge.adapter.{channel_config.id}"),
+            dropped=metrics.dropped_counter(channel_config.id),
         )
         adapter = adapter_cls(adapter_settings(channel_config, adapter_cls), context)
         runtime.channels[channel_config.id] = Channel(config=channel_config, adapter=adapter)
@@ -173,12 +186,16 @@ def create_app(
                 int(config.files.max_size_mb * 1024 * 1024),
             ),
             *health_routes(runtime.readiness),
+            *metrics_routes(metrics, config.metrics.token),
         ],
         lifespan=[runtime.lifespan],
         exception_handlers={Exception: _exception_handler},
         request_max_body_size=config.server.max_body_bytes,
         openapi_config=None,
+        # Litestar's own handler would bypass the redacting one `bridge.logs` installs on the root logger.
+        logging_config=None,
         debug=False,
     )
+    install_http_metrics(app, metrics)
     app.state.bridge = runtime
     return app

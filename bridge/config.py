@@ -72,6 +72,8 @@ class ServerConfig(_Strict):
     port: int = 8080
     public_url: str | None = None
     max_body_bytes: int = 1024 * 1024
+    # /readyz also asks the platform's webhook host; off by default (see bridge/readiness.py).
+    ready_checks_platform: bool = False
 
 
 class StoreConfig(_Strict):

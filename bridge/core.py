@@ -8,6 +8,7 @@ directly: the platform client and the adapters do.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,7 +17,9 @@ from bridge.adapter import Adapter, PermanentSendError, RetryableSendError
 from bridge.config import ChannelConfig
 from bridge.files import FileUrlSigner
 from bridge.handoff import Delivered, Handoff, InboundItem, Item, OutboundItem, Outcome, Permanent, Retry
+from bridge.logs import current_correlation_id, item_log_fields, log_context, new_correlation_id
 from bridge.messages import Inbound, InboundButton, InboundFile, InboundText, Outbound
+from bridge.metrics import Metrics, is_store_failure
 from bridge.platform import PlatformClient
 from bridge.protocol import (
     Button,
@@ -33,7 +36,7 @@ from bridge.protocol import (
     VisitorMessage,
 )
 from bridge.shaping import reply_contents
-from bridge.store.base import Store
+from bridge.store.base import Store, StoreError
 
 __all__ = ["Bridge", "Channel", "ReplyResult", "UnknownChat", "stable_id"]
 
@@ -73,31 +76,57 @@ class Bridge:
         platform: PlatformClient,
         handoff: Handoff,
         file_urls: FileUrlSigner | None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.channels = channels
         self.store = store
         self.platform = platform
         self.handoff = handoff
         self.file_urls = file_urls
+        self.metrics = metrics
+
+    async def _submit(self, items: list[Item]) -> None:
+        """Hand items over, counting duplicates and store failures when metrics are kept."""
+        try:
+            taken = await self.handoff.submit(items)
+        except Exception as exc:
+            if self.metrics is not None and is_store_failure(exc):
+                self.metrics.count_store_error("queue_put")
+            raise
+        if self.metrics is not None and taken is not None and taken < len(items):
+            self.metrics.record_duplicates(items[taken:])
+
+    def _store_failed(self, operation: str) -> None:
+        if self.metrics is not None:
+            self.metrics.count_store_error(operation)
 
     # ------------------------------------------------------------------ inbound: messenger → platform
 
     async def accept_inbound(self, channel_id: str, inbound: Inbound) -> None:
         """Take one visitor message over; returns once the handoff has it, raises otherwise."""
+        correlation_id = new_correlation_id()
+        with log_context(correlation_id=correlation_id, channel=channel_id):
+            await self._accept_inbound(channel_id, inbound, correlation_id)
+
+    async def _accept_inbound(self, channel_id: str, inbound: Inbound, correlation_id: str) -> None:
         channel = self.channels[channel_id].config
-        chat_id = await self.store.chat_id_for(channel_id, inbound.native_chat_id)
         sender = inbound.sender
-        fields = await self.store.save_visitor(
-            channel_id,
-            sender.native_user_id,
-            VisitorFields(
-                name=sender.name,
-                login=sender.login,
-                phone=sender.phone,
-                email=sender.email,
-                site=channel.platform.site,
-            ),
-        )
+        try:
+            chat_id = await self.store.chat_id_for(channel_id, inbound.native_chat_id)
+            fields = await self.store.save_visitor(
+                channel_id,
+                sender.native_user_id,
+                VisitorFields(
+                    name=sender.name,
+                    login=sender.login,
+                    phone=sender.phone,
+                    email=sender.email,
+                    site=channel.platform.site,
+                ),
+            )
+        except StoreError:
+            self._store_failed("accept_inbound")
+            raise
         message_id = stable_id("message", channel_id, inbound.native_chat_id, inbound.native_message_id)
         payload = NewMessage(
             chat_id=chat_id,
@@ -109,8 +138,10 @@ class Bridge:
             chat_id=chat_id,
             dedupe_key=f"in:{channel_id}:{inbound.native_chat_id}:{inbound.native_message_id}",
             payload=payload,
+            taken_over_at=time.time(),
+            correlation_id=correlation_id,
         )
-        await self.handoff.submit([item])
+        await self._submit([item])
 
     def _wire_message(self, channel_id: str, message_id: str, inbound: Inbound) -> VisitorMessage:
         match inbound.content:
@@ -143,16 +174,23 @@ class Bridge:
     # ------------------------------------------------------------------ outbound: platform → messenger
 
     async def accept_reply(
-        self, channel_id: str, request: SendMessageRequest, *, request_id: str
+        self, channel_id: str, request: SendMessageRequest, *, request_id: str, correlation_id: str | None = None
     ) -> ReplyResult:
-        """Queue one `/send_message` call. `request_id` is stable for a repeated call (dedupe), else unique."""
-        record = await self.store.chat_by_id(request.chat_id)
+        """Queue one `/send_message` call. `request_id` is stable for a repeated call (dedupe), else unique;
+        `correlation_id` (default: the one bound to the logs, else a new one) follows its parts to delivery."""
+        correlation_id = correlation_id or current_correlation_id() or new_correlation_id()
+        try:
+            record = await self.store.chat_by_id(request.chat_id)
+        except StoreError:
+            self._store_failed("accept_reply")
+            raise
         if record is None or record.channel_id != channel_id:
             raise UnknownChat(request.chat_id)
         if isinstance(request.message, UnknownReply):
             return ReplyResult(queued=0, unknown_kind=request.message.kind or "<missing>")
         adapter = self.channels[channel_id].adapter
         contents = reply_contents(request.message, adapter.capabilities)
+        taken_over_at = time.time()
         items: list[Item] = [
             OutboundItem(
                 channel_id=channel_id,
@@ -164,16 +202,31 @@ class Bridge:
                     message_id=f"{request_id}:{index}",
                     content=content,
                 ),
+                taken_over_at=taken_over_at,
+                correlation_id=correlation_id,
             )
             for index, content in enumerate(contents)
         ]
         if items:
-            await self.handoff.submit(items)
+            await self._submit(items)
         return ReplyResult(queued=len(items))
 
     # ------------------------------------------------------------------ delivery (called by the handoff)
 
     async def deliver(self, item: Item) -> Outcome:
+        """Deliver one item with its ids bound to every log line, and count the outcome."""
+        with log_context(**item_log_fields(item)):
+            try:
+                outcome = await self._deliver(item)
+            except Exception:
+                if self.metrics is not None:
+                    self.metrics.record_outcome(item, Retry("delivery raised"))
+                raise
+            if self.metrics is not None:
+                self.metrics.record_outcome(item, outcome)
+            return outcome
+
+    async def _deliver(self, item: Item) -> Outcome:
         channel = self.channels.get(item.channel_id)
         if channel is None:
             return Permanent(f"channel {item.channel_id!r} is no longer configured")

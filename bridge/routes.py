@@ -19,6 +19,7 @@ from litestar.params import FromPath
 
 from bridge.config import ChannelConfig
 from bridge.core import Bridge, UnknownChat
+from bridge.logs import log_context, new_correlation_id
 from bridge.protocol import OkBody, ProtocolError, decode_send_message, encode, error_body
 
 __all__ = ["health_routes", "reply_routes"]
@@ -71,8 +72,20 @@ def _authenticate(
 
 
 def reply_routes(bridge: Bridge, channels: dict[str, ChannelConfig]) -> list[Any]:
+    def ignored(channel_id: str, reason: str) -> None:
+        if bridge.metrics is not None:
+            bridge.metrics.count_reply_ignored(channel_id, reason)
+
     async def reply(
         request: Request[Any, Any, Any], channel_id: FromPath[str], tail: FromPath[str]
+    ) -> Response[bytes]:
+        # One correlation id per call: it follows every part of the reply to its delivery.
+        correlation_id = new_correlation_id()
+        with log_context(correlation_id=correlation_id, channel=channel_id):
+            return await handle(request, channel_id, tail, correlation_id)
+
+    async def handle(
+        request: Request[Any, Any, Any], channel_id: str, tail: str, correlation_id: str
     ) -> Response[bytes]:
         channel = channels.get(channel_id)
         segments = [s for s in tail.split("/") if s]
@@ -88,6 +101,7 @@ def reply_routes(bridge: Bridge, channels: dict[str, ChannelConfig]) -> list[Any
         if method != "send_message":
             log.info("platform called a method the bridge does not act on",
                      extra={"channel": channel_id, "method": method})
+            ignored(channel_id, "other_method")
             return _json(_OK)
         try:
             request_data = decode_send_message(body)
@@ -99,12 +113,15 @@ def reply_routes(bridge: Bridge, channels: dict[str, ChannelConfig]) -> list[Any
             or f"rnd:{uuid.uuid4()}"
         )
         try:
-            result = await bridge.accept_reply(channel_id, request_data, request_id=request_id)
+            result = await bridge.accept_reply(
+                channel_id, request_data, request_id=request_id, correlation_id=correlation_id
+            )
         except UnknownChat:
             return _error(404, "unknown_chat", f"chat_id {request_data.chat_id} is not a chat of this channel")
         if result.unknown_kind is not None:
             log.warning("reply of an unknown kind was not delivered",
                         extra={"channel": channel_id, "chat_id": request_data.chat_id, "kind": result.unknown_kind})
+            ignored(channel_id, "unknown_kind")
         return _json(_OK)
 
     handler = post("/channels/{channel_id:str}/{tail:path}", status_code=200, name="reply")(reply)
