@@ -1,0 +1,167 @@
+"""Logs: one JSON object per line, correlation ids from arrival to delivery, and never a configured secret."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+
+from bridge.logs import Redactor, log_context
+from tests.ops.support import (
+    BOT_TOKEN,
+    PLATFORM_TOKEN,
+    REPLY_TOKEN,
+    SECRETS,
+    URL_SECRET,
+    OpsBridge,
+    captured_logs,
+    messages,
+    ops_bridge,
+)
+
+RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """Every line decoded on its own; each must be a complete object with the fixed fields."""
+    lines = [msgspec.json.decode(line) for line in text.splitlines()]
+    for line in lines:
+        assert isinstance(line, dict)
+        assert RFC3339_UTC.match(line["ts"]), line
+        assert {"level", "event", "logger"} <= line.keys(), line
+    return lines
+
+
+def assert_no_secret(text: str, secrets: tuple[str, ...] = SECRETS) -> None:
+    leaked = [secret for secret in secrets if secret in text]
+    assert not leaked, f"secrets in the logs: {leaked}"
+
+
+def test_redactor_masks_secrets_in_every_form() -> None:
+    redact = Redactor(["s3cret/with space", "tok-12345678"])
+    assert redact("a s3cret/with space b") == "a *** b"
+    assert redact("url /x/s3cret%2Fwith%20space/y and q=s3cret%2Fwith+space") == "url /x/***/y and q=***"
+    assert redact("GET /channels/web/tok-12345678/send_message") == "GET /channels/web/***/send_message"
+    # Authorization values are masked whoever sent them, configured or not.
+    assert redact("Authorization: Token attacker-guess") == "Authorization: ***"
+    assert redact("{'authorization': 'Bearer abc.def'}") == "{'authorization': '***'}"
+    headers = "[(b'authorization', b'Token xyz'), (b'host', b'h')]"
+    assert redact(headers) == "[(b'authorization', b'***'), (b'host', b'h')]"
+    assert redact('"Authorization":"Basic dXNlcjpwYXNz"') == '"Authorization":"***"'
+    assert redact("sent Bearer abc123 upstream") == "sent Bearer *** upstream"
+    assert redact("https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/getMe") == (
+        "https://api.telegram.org/bot***/getMe"
+    )
+    assert redact("POST /connector/omnichannel/omnichannel_message/unknown-token/bot_api_webhook") == (
+        "POST /connector/omnichannel/omnichannel_message/***/bot_api_webhook"
+    )
+    assert redact("GET /files/v1.eyJjIjoid2ViIn0.c2lnbmF0dXJl HTTP/1.1") == "GET /files/*** HTTP/1.1"
+    assert redact("nothing to hide here") == "nothing to hide here"
+    assert Redactor([])("Token text stays") == "Token text stays"
+
+
+def test_json_line_has_fields_context_extras_and_redacted_exception() -> None:
+    log = logging.getLogger("tests.ops.json")
+    with captured_logs(SECRETS) as stream:
+        with log_context(correlation_id="corr-1", channel="web"):
+            log.info("sending %s to %s", "hello", f"/bot{BOT_TOKEN}/send", extra={"chat_id": 7, "url": URL_SECRET,
+                                                                                  "nested": {"t": [REPLY_TOKEN]}})
+            try:
+                try:
+                    raise ValueError(f"upstream said: bad token {PLATFORM_TOKEN}")
+                except ValueError as inner:
+                    raise RuntimeError(f"delivery failed with {BOT_TOKEN}") from inner
+            except RuntimeError:
+                log.exception("delivery of %s failed", REPLY_TOKEN, extra={"channel": "explicit"})
+        log.warning("outside any context")
+    text = stream.getvalue()
+    assert_no_secret(text)
+    first, failed, outside = json_lines(text)
+    assert first["event"] == "sending hello to /bot***/send"
+    assert (first["level"], first["logger"]) == ("info", "tests.ops.json")
+    assert (first["correlation_id"], first["channel"], first["chat_id"]) == ("corr-1", "web", 7)
+    assert first["url"] == "***" and first["nested"] == {"t": ["***"]}
+    assert failed["level"] == "error" and failed["event"] == "delivery of *** failed"
+    assert failed["channel"] == "explicit", "an explicit extra wins over the context"
+    assert "Traceback" in failed["exception"]
+    assert "ValueError: upstream said: bad token ***" in failed["exception"]
+    assert "RuntimeError: delivery failed with ***" in failed["exception"]
+    assert "correlation_id" not in outside
+
+
+def test_console_format_is_for_people_and_redacted() -> None:
+    with captured_logs(SECRETS, log_format="console") as stream:
+        with log_context(correlation_id="corr-2"):
+            logging.getLogger("tests.ops.console").warning("token %s refused", BOT_TOKEN, extra={"chat_id": 3})
+    (line,) = stream.getvalue().splitlines()
+    assert re.match(r"^\S+Z WARNING tests\.ops\.console: token \*\*\* refused  ", line), line
+    assert "chat_id=3" in line and "correlation_id=corr-2" in line
+
+
+def test_level_filters_lines() -> None:
+    with captured_logs(SECRETS, level="WARNING") as stream:
+        logging.getLogger("tests.ops.level").info("not shown")
+        logging.getLogger("tests.ops.level").warning("shown")
+    assert [line["event"] for line in json_lines(stream.getvalue())] == ["shown"]
+
+
+@pytest.fixture
+async def ops(tmp_path: Any) -> AsyncIterator[OpsBridge]:
+    async with ops_bridge(f"sqlite:///{tmp_path}/bridge.db") as running:
+        yield running
+
+
+async def test_end_to_end_and_fault_logs_are_json_and_hold_no_secret(ops: OpsBridge) -> None:
+    # A delivered round trip; the messenger's first send fails with its token in the error text.
+    await ops.visitor_says("c-1", "m-1", "hello")
+    await ops.until(lambda s: messages(s, "outbound", "delivered") == 1)
+    # The platform fails once, then takes the message; the agent's long answer is sent in three parts.
+    ops.emulator.add_fault(status=503, count=1)
+    await ops.visitor_says("c-2", "m-1", "long")
+    await ops.until(lambda s: messages(s, "outbound", "delivered") == 4)
+    async with httpx.AsyncClient(base_url=ops.url) as client:
+        # An adapter route failing with its token in the exception text: a 500 and a logged traceback.
+        assert (await client.get("/channels/web/boom")).status_code == 500
+        # A wrong Authorization header and a secret-URL call that is no send_message.
+        r = await client.post("/channels/web/send_message", json={}, headers={"Authorization": "Token guessed-123"})
+        assert r.status_code == 401
+        assert (await client.post(f"/channels/web/{URL_SECRET}/close_chat", json={})).status_code == 200
+    lines = json_lines(ops.logs.getvalue())
+    assert_no_secret(ops.logs.getvalue(), (*SECRETS, "guessed-123"))
+
+    access = [line for line in lines if line["logger"] == "uvicorn.access"]
+    secret_url_calls = [line for line in access if line["path"] == "/channels/web/***/send_message"]
+    assert len(secret_url_calls) == 2, "the agent's two replies, each on the secret URL"
+    assert all(line["method"] == "POST" and line["status"] == 200 for line in secret_url_calls)
+    assert any(line["path"] == "/channels/web/***/close_chat" for line in access)
+
+    (boom,) = [line for line in lines if line["event"] == "unhandled error in a request"]
+    assert "RuntimeError: the messenger refused token ***" in boom["exception"]
+
+    # One correlation id follows the first message's reply through its failed and its successful send.
+    sends = [line for line in lines if line["event"] == "sending to the messenger"]
+    assert len(sends) == 5
+    first_reply = {line["correlation_id"] for line in sends[:2]}
+    assert len(first_reply) == 1
+    (retry,) = [line for line in lines if line["event"].startswith("retrying outbound item")]
+    assert "bot***" in retry["event"]
+    assert retry["correlation_id"] in first_reply
+    # The parts of the second reply share theirs, which is another.
+    second_reply = {line["correlation_id"] for line in sends[2:]}
+    assert len(second_reply) == 1 and second_reply != first_reply
+    assert len({line["message_id"] for line in sends[2:]}) == 3
+    for line in sends:
+        assert line["channel"] == "web" and line["direction"] == "outbound"
+        assert isinstance(line["chat_id"], int) and line["message_id"]
+
+    # The inbound message that met the fault: the platform client's line and the retry share one id.
+    platform = [line for line in lines if line["logger"] == "bridge.platform" and "not delivered" in line["event"]]
+    (inbound_retry,) = [line for line in lines if line["event"].startswith("retrying inbound item")]
+    assert len(platform) == 1 and platform[0]["correlation_id"] == inbound_retry["correlation_id"]
+    assert platform[0]["direction"] == "inbound" and "/omnichannel_message/***/" in platform[0]["event"]
+    assert PLATFORM_TOKEN not in str(platform)
