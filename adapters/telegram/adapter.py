@@ -29,6 +29,7 @@ from adapters.telegram.config import TelegramConfig
 from adapters.telegram.convert import CALLBACK_TOKEN_PREFIX, ConvertOptions, convert_update
 from adapters.telegram.files import open_telegram_file
 from adapters.telegram.limits import Clock, SendLimiter, TelegramRateLimiter
+from adapters.telegram.redact import SecretRedactor
 from adapters.telegram.send import MAX_BUTTONS, MAX_BUTTONS_PER_ROW, MAX_TEXT, TelegramSender
 from bridge.adapter import Adapter, AdapterContext, AdapterError, Capabilities, FileDownload
 from bridge.messages import Inbound, InboundButton, InboundText, Outbound
@@ -70,6 +71,7 @@ class TelegramAdapter(Adapter[TelegramConfig]):
         self._poll_task: asyncio.Task[None] | None = None
         self._offset: int | None = None
         self._secret: str | None = None
+        self._redactor = SecretRedactor(config.bot_token.partition(":")[2], config.webhook_secret or "")
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -92,6 +94,7 @@ class TelegramAdapter(Adapter[TelegramConfig]):
         return bot
 
     async def do_start(self) -> None:
+        self._redactor.install()  # before PTB logs its first URL
         app = self._app = self._build_application()
         try:
             await app.initialize()  # getMe: fails fast on a wrong token
@@ -107,6 +110,7 @@ class TelegramAdapter(Adapter[TelegramConfig]):
             if url is None:
                 raise AdapterError("webhook mode needs server.public_url (https) or mode: polling")
             self._secret = await self._webhook_secret()
+            self._redactor.add(self._secret)
             await app.bot.set_webhook(url=url, secret_token=self._secret, allowed_updates=list(ALLOWED_UPDATES))
             self.log.info("telegram webhook set", extra={"url": url})
         else:
@@ -132,6 +136,7 @@ class TelegramAdapter(Adapter[TelegramConfig]):
             await app.shutdown()
         self._sender = None
         self._secret = None
+        self._redactor.remove()
 
     async def _webhook_secret(self) -> str:
         if self.config.webhook_secret:
@@ -158,6 +163,8 @@ class TelegramAdapter(Adapter[TelegramConfig]):
         try:
             if converted.skipped:
                 self.stats[f"skipped:{converted.skipped}"] += 1
+                if converted.dropped:
+                    self.context.dropped(converted.dropped)
                 self.log.info("telegram update not forwarded", extra={"reason": converted.skipped,
                                                                       "update_id": update.update_id})
             for inbound in converted.inbounds:

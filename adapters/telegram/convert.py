@@ -85,10 +85,13 @@ class ConvertOptions:
 @dataclass(frozen=True, slots=True)
 class Converted:
     """What one update yields. `skipped` says why nothing was produced, for the adapter's log and counters;
-    `callback_query_id` is set whenever Telegram waits for `answerCallbackQuery`, even for skipped presses."""
+    `dropped` is the kind of message (`text`, `file`, `button`, `edit`, `other`) when the channel's config said
+    not to forward it, for the operator's metrics; `callback_query_id` is set whenever Telegram waits for
+    `answerCallbackQuery`, even for skipped presses."""
 
     inbounds: list[Inbound] = field(default_factory=list)
     skipped: str | None = None
+    dropped: str | None = None
     callback_query_id: str | None = None
 
 
@@ -99,7 +102,7 @@ def convert_update(update: Update, options: ConvertOptions) -> Converted:
         return _convert_message(update.message, options, edited=False)
     if update.edited_message is not None:
         if options.edits == "ignore":
-            return Converted(skipped="edit")
+            return Converted(skipped="edit", dropped="edit")
         return _convert_message(update.edited_message, options, edited=True)
     kind = next((key for key in update.to_dict() if key != "update_id"), "unknown")
     return Converted(skipped=f"update:{kind}")
@@ -121,7 +124,7 @@ def _convert_callback(query: CallbackQuery, options: ConvertOptions) -> Converte
     if message is None:  # a press on a message sent in inline mode: no chat to route it to
         return Converted(skipped="callback:inline", callback_query_id=query.id)
     if _is_group(message.chat) and options.groups == "ignore":
-        return Converted(skipped="group", callback_query_id=query.id)
+        return Converted(skipped="group", dropped="button", callback_query_id=query.id)
     data = query.data
     if data is None:  # a game button
         return Converted(skipped="callback:game", callback_query_id=query.id)
@@ -144,7 +147,8 @@ def _convert_callback(query: CallbackQuery, options: ConvertOptions) -> Converte
 def _convert_message(message: Message, options: ConvertOptions, *, edited: bool) -> Converted:
     chat = message.chat
     if _is_group(chat) and options.groups == "ignore":
-        return Converted(skipped="group")
+        kind = "text" if message.text is not None else "file" if _file_of(message) is not None else "other"
+        return Converted(skipped="group", dropped="edit" if edited else kind)
     if edited and (message.location is not None and message.venue is None):
         # Live locations arrive as a stream of edits; they are position updates, not corrections.
         return Converted(skipped="edit:live_location")

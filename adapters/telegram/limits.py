@@ -7,7 +7,8 @@ its `BaseRateLimiter` seam and instead:
 - waits (asynchronously) for a slot when the wait is short, so a burst of parts goes out smoothly;
 - raises `RateLimited` when the wait would be long, so the queue reschedules the message and the worker
   is free for other chats;
-- lets Telegram's `RetryAfter` through untouched, after holding the chat for that long.
+- lets Telegram's `RetryAfter` through untouched: the adapter turns it into `RetryableSendError(retry_after=...)`
+  and the queue, which keeps a chat's messages in order, holds that chat (and only it) for as long.
 
 Buckets are plain token buckets on an injectable clock, so tests run on a fake one.
 """
@@ -97,7 +98,6 @@ class _Bucket:
     burst: float
     tokens: float
     updated: float
-    blocked_until: float = 0.0
 
     def refill(self, now: float) -> None:
         if now > self.updated:
@@ -107,12 +107,11 @@ class _Bucket:
     def delay(self, now: float) -> float:
         """Seconds until a token is free, counting reservations already made (negative tokens)."""
         self.refill(now)
-        wait = 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
-        return max(wait, self.blocked_until - now)
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
 
     def idle(self, now: float) -> bool:
         self.refill(now)
-        return self.tokens >= self.burst and self.blocked_until <= now
+        return self.tokens >= self.burst
 
 
 def is_group_chat(chat_id: int | str) -> bool:
@@ -168,12 +167,6 @@ class SendLimiter:
         if wait > 0:
             await self.clock.sleep(wait)
 
-    def hold(self, chat_id: int | str | None, seconds: float) -> None:
-        """Send nothing to `chat_id` (or anywhere, for None) for `seconds`, as Telegram asked with a 429."""
-        now = self.clock.now()
-        bucket = self._bot if chat_id is None else self._chat(chat_id, now)
-        bucket.blocked_until = max(bucket.blocked_until, now + seconds)
-
 
 def retry_after_seconds(error: RetryAfter) -> float:
     """`RetryAfter.retry_after` in seconds, whichever type this PTB version returns."""
@@ -212,8 +205,4 @@ class TelegramRateLimiter(BaseRateLimiter[None]):
         if not isinstance(chat_id, int | str):
             chat_id = None
         await self.limiter.acquire(chat_id)
-        try:
-            return await callback(*args, **kwargs)
-        except RetryAfter as exc:
-            self.limiter.hold(chat_id, retry_after_seconds(exc))
-            raise
+        return await callback(*args, **kwargs)

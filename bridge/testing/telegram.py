@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 
-__all__ = ["DEFAULT_TOKEN", "Call", "Failure", "FakeTelegram", "run_fake_telegram"]
+__all__ = ["DEFAULT_TOKEN", "Call", "Failure", "FakeTelegram", "Sent", "run_fake_telegram"]
 
 DEFAULT_TOKEN = "123456789:TEST-fake-telegram-token_abcdef"
 # Parameters Telegram clients send as plain strings; everything else arrives JSON-encoded in form bodies.
@@ -46,6 +46,15 @@ class Call:
     @property
     def chat_id(self) -> Any:
         return self.params.get("chat_id")
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A message the bot sent: as Telegram answered it (`message`, keyboards attached later included) and the
+    request's parameters (`params`)."""
+
+    message: dict[str, Any]
+    params: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -96,6 +105,7 @@ class FakeTelegram:
     _updates: list[dict[str, Any]] = field(default_factory=list)
     _files: dict[str, _File] = field(default_factory=dict)
     _messages: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    _requests: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _tick: asyncio.Event = field(default_factory=asyncio.Event)
     _closing: bool = False
@@ -157,6 +167,11 @@ class FakeTelegram:
 
     def sent_to(self, chat_id: int) -> list[dict[str, Any]]:
         return [m for (chat, _), m in sorted(self._messages.items()) if chat == chat_id]
+
+    def sent_messages(self) -> list[Sent]:
+        """Every message the bot sent, in order, with the request that sent it (a file's URL is there)."""
+        return [Sent(message, self._requests[key]) for key, message in sorted(self._messages.items(),
+                                                                               key=lambda kv: kv[0][1])]
 
     async def wait_for(self, method: str, count: int = 1, *, timeout: float = 5.0) -> list[Call]:
         """Wait until `method` was called at least `count` times; returns those calls."""
@@ -283,6 +298,7 @@ class FakeTelegram:
         if params.get("reply_markup"):
             message["reply_markup"] = params["reply_markup"]
         self._messages[(chat_id, message["message_id"])] = message
+        self._requests[(chat_id, message["message_id"])] = params
         return message
 
     async def _api_getMe(self, params: dict[str, Any]) -> web.Response:

@@ -26,6 +26,7 @@ class Core:
         self.taken: list[Inbound] = []
         self.attempts: list[Inbound] = []
         self.refuse: Callable[[Inbound], bool] = lambda _inbound: False
+        self.dropped: list[str] = []
         self._tick = asyncio.Event()
 
     async def submit(self, inbound: Inbound) -> None:
@@ -35,6 +36,10 @@ class Core:
             raise NotTakenOver("the store is down")
         self.taken.append(inbound)
         self._notify()
+
+    def drop(self, kind: str) -> None:
+        """`AdapterContext.dropped`: what the channel's config said not to forward."""
+        self.dropped.append(kind)
 
     def refuse_once(self, predicate: Callable[[Inbound], bool] = lambda _inbound: True) -> None:
         """Refuse the first inbound message matching `predicate`, then take everything."""
@@ -109,7 +114,8 @@ async def make_adapter(tg: FakeTelegram, kv: StoreKeyValue, core: Core) -> Async
     async def make(*, start: bool = True, public_url: str | None = None, **overrides: Any) -> TelegramAdapter:
         overrides.setdefault("mode", "polling")
         context = AdapterContext(
-            channel_id="tg", submit=core.submit, kv=kv, public_url=public_url, route_prefix="/channels/tg"
+            channel_id="tg", submit=core.submit, kv=kv, public_url=public_url, route_prefix="/channels/tg",
+            dropped=core.drop,
         )
         adapter = TelegramAdapter(telegram_config(tg, **overrides), context)
         adapters.append(adapter)

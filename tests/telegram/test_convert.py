@@ -156,7 +156,7 @@ def test_edits_forwarded_with_marker_and_stable_id(tg: FakeTelegram) -> None:
     inbound = only(update)
     assert inbound.native_message_id == "42:7:edit:1700000000"
     assert inbound.content == InboundText("(edited) fixed")
-    assert convert(update, ConvertOptions(edits="ignore")).skipped == "edit"
+    assert convert(update, ConvertOptions(edits="ignore")) == Converted(skipped="edit", dropped="edit")
 
 
 def test_live_location_updates_are_not_edits(tg: FakeTelegram) -> None:
@@ -166,7 +166,10 @@ def test_live_location_updates_are_not_edits(tg: FakeTelegram) -> None:
 
 def test_groups_ignored_or_chatted(tg: FakeTelegram) -> None:
     update = tg.message_update(-100123, text="hi all", message_id=5, from_user=ANN)
-    assert convert(update) == Converted(skipped="group")
+    assert convert(update) == Converted(skipped="group", dropped="text")
+    photo = [{"file_id": "p", "file_unique_id": "u", "width": 1, "height": 1}]
+    assert convert(tg.message_update(-100123, photo=photo)).dropped == "file"
+    assert convert(tg.message_update(-100123, dice={"emoji": "x", "value": 1})).dropped == "other"
     inbound = only(update, ConvertOptions(groups="chat"))
     assert (inbound.native_chat_id, inbound.native_message_id) == ("-100123", "-100123:5")
     assert inbound.sender.native_user_id == "42"
@@ -192,7 +195,7 @@ def test_button_press_resolves_button_text_from_the_keyboard(tg: FakeTelegram) -
 
 def test_group_press_ignored_but_still_answered(tg: FakeTelegram) -> None:
     converted = convert(tg.callback_update(-100, "yes", query_id="q1"))
-    assert converted == Converted(skipped="group", callback_query_id="q1")
+    assert converted == Converted(skipped="group", dropped="button", callback_query_id="q1")
 
 
 def test_press_on_inaccessible_message_keeps_the_chat(tg: FakeTelegram) -> None:

@@ -1,4 +1,4 @@
-"""The send limiter on a fake clock: bursts, steady rates per chat kind, the bot-wide cap, 429 holds."""
+"""The send limiter on a fake clock: bursts, steady rates per chat kind, the bot-wide cap."""
 
 from __future__ import annotations
 
@@ -97,27 +97,6 @@ async def test_long_wait_raises_without_reserving() -> None:
     assert clock.sleeps == []
 
 
-async def test_hold_after_429_applies_to_that_chat_only() -> None:
-    clock = FakeClock()
-    limiter = SendLimiter(RateLimits(max_wait=5.0), clock)
-    limiter.hold(42, 30)
-    with pytest.raises(RateLimited) as info:
-        await limiter.acquire(42)
-    assert info.value.retry_after == pytest.approx(30)
-    await limiter.acquire(43)
-    clock.time += 30
-    await limiter.acquire(42)
-    assert clock.sleeps == []
-
-
-async def test_short_hold_is_waited_out() -> None:
-    clock = FakeClock()
-    limiter = SendLimiter(RateLimits(), clock)
-    limiter.hold(42, 1.5)
-    await limiter.acquire(42)
-    assert clock.sleeps == [1.5]
-
-
 def test_group_detection() -> None:
     assert is_group_chat(-100123) and is_group_chat("-5") and is_group_chat("@channel")
     assert not is_group_chat(42) and not is_group_chat("42")
@@ -171,16 +150,15 @@ async def test_ptb_seam_limits_only_chat_posting_endpoints() -> None:
     assert endpoint.calls == 7
 
 
-async def test_ptb_seam_holds_the_chat_on_retry_after() -> None:
-    clock = FakeClock()
-    limiter = SendLimiter(RateLimits(), clock)
+async def test_ptb_seam_passes_retry_after_through() -> None:
+    limiter = SendLimiter(RateLimits(), FakeClock())
     seam = TelegramRateLimiter(limiter)
     with pytest.warns(Warning):  # PTB warns about its own retry_after type on construction
         error = RetryAfter(12)
+    endpoint = Endpoint(error)
     with pytest.raises(RetryAfter):
-        await seam.process_request(Endpoint(error), (), {}, "sendPhoto", {"chat_id": 7}, None)
-    assert limiter.delay(7) == pytest.approx(12)
-    assert limiter.delay(8) == 0
+        await seam.process_request(endpoint, (), {}, "sendPhoto", {"chat_id": 7}, None)
+    assert endpoint.calls == 1, "no retry here: the queue reschedules, holding only that chat"
 
 
 def test_retry_after_seconds_accepts_both_types() -> None:

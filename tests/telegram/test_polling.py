@@ -127,6 +127,7 @@ async def test_ignored_group_is_counted_and_confirmed(tg: FakeTelegram, adapter:
     taken = await core.wait_taken(1)
     assert taken[0].content == InboundText("private")
     assert adapter.stats["skipped:group"] == 1
+    assert core.dropped == ["text"]
     await tg.wait_confirmed(group_id + 2)
 
 
@@ -135,6 +136,16 @@ async def test_group_chat_mode_forwards_groups(tg: FakeTelegram, make_adapter: M
     tg.push_update(tg.message_update(-100200, text="hi all", from_user=tg.user(7, "Bo")))
     taken = await core.wait_taken(1)
     assert (taken[0].native_chat_id, taken[0].sender.native_user_id) == ("-100200", "7")
+    assert core.dropped == []
+
+
+async def test_ignored_edits_are_counted(tg: FakeTelegram, make_adapter: MakeAdapter, core: Core) -> None:
+    await make_adapter(edits="ignore")
+    tg.push_update(tg.message_update(42, text="typo fixed", edit_date=1_700_000_000))
+    tg.push_update(tg.message_update(42, text="next"))
+    taken = await core.wait_taken(1)
+    assert taken[0].content == InboundText("next")
+    assert core.dropped == ["edit"]
 
 
 async def test_stop_confirms_the_offset(tg: FakeTelegram, adapter: TelegramAdapter, core: Core) -> None:

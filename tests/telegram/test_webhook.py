@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -31,7 +32,8 @@ async def start_webhook(tg: FakeTelegram, kv: StoreKeyValue, core: Core) -> Asyn
         async def start(**overrides: Any) -> TelegramAdapter:
             context = AdapterContext(channel_id="tg", submit=core.submit, kv=kv, route_prefix="/channels/tg")
             adapter = TelegramAdapter(telegram_config(tg, mode="webhook", **overrides), context)
-            app = Litestar(route_handlers=[Router(path="/channels/tg", route_handlers=list(adapter.route_handlers()))])
+            routes = [Router(path="/channels/tg", route_handlers=list(adapter.route_handlers()))]
+            app = Litestar(route_handlers=routes, logging_config=None)
             server = await stack.enter_async_context(serve(app))
             context.public_url = server.url
             await adapter.start()
@@ -148,3 +150,17 @@ async def test_wrong_token_fails_start_clearly(tg: FakeTelegram, kv: StoreKeyVal
     with pytest.raises(AdapterError, match="bot token"):
         await adapter.start()
     assert not adapter.started
+
+
+async def test_token_and_secret_stay_out_of_library_logs(tg: FakeTelegram, start_webhook: StartWebhook,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    await start_webhook()
+    assert tg.webhook_secret
+    response = await tg.post_webhook(tg.message_update(42, text="hi"))
+    assert response.status_code == 200
+    token_secret = tg.token.partition(":")[2]
+    texts = [record.getMessage() for record in caplog.records]
+    assert any("setWebhook" in text for text in texts), "PTB logged its calls (else this test proves nothing)"
+    assert any("<redacted>" in text for text in texts)
+    assert not [t for t in texts if token_secret in t or tg.webhook_secret in t]
