@@ -10,7 +10,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 from bridge.adapter import Adapter
 
-__all__ = ["ENTRY_POINT_GROUP", "AdapterLoadError", "discover_adapters"]
+__all__ = ["ENTRY_POINT_GROUP", "AdapterLoadError", "discover_adapters", "load_adapter"]
 
 ENTRY_POINT_GROUP = "omnichannel_bridge.adapters"
 
@@ -31,6 +31,11 @@ def _load(entry: EntryPoint) -> type[Adapter]:  # type: ignore[type-arg]
     if not hasattr(adapter_cls, "config_type"):
         raise AdapterLoadError(f"adapter {entry.name!r} ({entry.value}) declares no config_type")
     return adapter_cls
+
+
+def load_adapter(entry: EntryPoint) -> type[Adapter]:  # type: ignore[type-arg]
+    """Import one entry point's adapter class; raise `AdapterLoadError` saying why it is not usable."""
+    return _load(entry)
 
 
 def discover_adapters(*, strict: bool = False) -> dict[str, type[Adapter]]:  # type: ignore[type-arg]
