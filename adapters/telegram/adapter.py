@@ -111,7 +111,11 @@ class TelegramAdapter(Adapter[TelegramConfig]):
                 raise AdapterError("webhook mode needs server.public_url (https) or mode: polling")
             self._secret = await self._webhook_secret()
             self._redactor.add(self._secret)
-            await app.bot.set_webhook(url=url, secret_token=self._secret, allowed_updates=list(ALLOWED_UPDATES))
+            try:
+                await app.bot.set_webhook(url=url, secret_token=self._secret, allowed_updates=list(ALLOWED_UPDATES))
+            except TelegramError as exc:
+                # Typically "HTTPS url must be provided": Telegram only calls https webhooks on ports 443/80/88/8443.
+                raise AdapterError(f"Telegram refused the webhook {url}: {exc.message}") from None
             self.log.info("telegram webhook set", extra={"url": url})
         else:
             # getUpdates is refused while a webhook is set (e.g. left over from an earlier webhook setup).

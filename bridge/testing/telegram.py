@@ -104,8 +104,7 @@ class FakeTelegram:
     failures: list[Failure] = field(default_factory=list)
     _updates: list[dict[str, Any]] = field(default_factory=list)
     _files: dict[str, _File] = field(default_factory=dict)
-    _messages: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
-    _requests: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    _sent: dict[tuple[int, int], Sent] = field(default_factory=dict)  # by (chat id, message id)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _tick: asyncio.Event = field(default_factory=asyncio.Event)
     _closing: bool = False
@@ -163,15 +162,15 @@ class FakeTelegram:
 
     def message(self, chat_id: int, message_id: int) -> dict[str, Any] | None:
         """A message the bot sent, as it is now (with any keyboard attached later)."""
-        return self._messages.get((chat_id, message_id))
+        sent = self._sent.get((chat_id, message_id))
+        return sent.message if sent else None
 
     def sent_to(self, chat_id: int) -> list[dict[str, Any]]:
-        return [m for (chat, _), m in sorted(self._messages.items()) if chat == chat_id]
+        return [sent.message for sent in self.sent_messages() if sent.message["chat"]["id"] == chat_id]
 
     def sent_messages(self) -> list[Sent]:
         """Every message the bot sent, in order, with the request that sent it (a file's URL is there)."""
-        return [Sent(message, self._requests[key]) for key, message in sorted(self._messages.items(),
-                                                                               key=lambda kv: kv[0][1])]
+        return sorted(self._sent.values(), key=lambda sent: int(sent.message["message_id"]))
 
     async def wait_for(self, method: str, count: int = 1, *, timeout: float = 5.0) -> list[Call]:
         """Wait until `method` was called at least `count` times; returns those calls."""
@@ -297,8 +296,7 @@ class FakeTelegram:
                    "from": self.bot_user, **content}
         if params.get("reply_markup"):
             message["reply_markup"] = params["reply_markup"]
-        self._messages[(chat_id, message["message_id"])] = message
-        self._requests[(chat_id, message["message_id"])] = params
+        self._sent[(chat_id, message["message_id"])] = Sent(message, params)
         return message
 
     async def _api_getMe(self, params: dict[str, Any]) -> web.Response:
@@ -336,7 +334,7 @@ class FakeTelegram:
         return _ok(self._store_message(params, {"text": params["text"]}))
 
     async def _api_editMessageReplyMarkup(self, params: dict[str, Any]) -> web.Response:
-        message = self._messages.get((int(params["chat_id"]), int(params["message_id"])))
+        message = self.message(int(params["chat_id"]), int(params["message_id"]))
         if message is None:
             return _error(400, "Bad Request: message to edit not found")
         if message.get("reply_markup") == params.get("reply_markup"):

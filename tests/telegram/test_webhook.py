@@ -164,3 +164,13 @@ async def test_token_and_secret_stay_out_of_library_logs(tg: FakeTelegram, start
     assert any("setWebhook" in text for text in texts), "PTB logged its calls (else this test proves nothing)"
     assert any("<redacted>" in text for text in texts)
     assert not [t for t in texts if token_secret in t or tg.webhook_secret in t]
+
+
+async def test_refused_webhook_fails_start_clearly(tg: FakeTelegram, kv: StoreKeyValue, core: Core) -> None:
+    tg.fail("setWebhook", error_code=400, description="Bad Request: bad webhook: HTTPS url must be provided")
+    context = AdapterContext(channel_id="tg", submit=core.submit, kv=kv, public_url="http://bridge.example",
+                             route_prefix="/channels/tg")
+    adapter = TelegramAdapter(telegram_config(tg, mode="webhook"), context)
+    with pytest.raises(AdapterError, match=r"refused the webhook http://bridge\.example/channels/tg/telegram/webhook"):
+        await adapter.start()
+    assert not adapter.started
