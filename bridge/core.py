@@ -232,7 +232,10 @@ class Bridge:
             return Permanent(f"channel {item.channel_id!r} is no longer configured")
         match item:
             case InboundItem(payload=payload):
-                return await self.platform.post_new_message(channel.config.platform.webhook_url, payload)
+                platform = channel.config.platform
+                return await self.platform.post_new_message(
+                    platform.webhook_url, payload, timeout=platform.timeout, connect_timeout=platform.connect_timeout
+                )
             case OutboundItem(message=message):
                 try:
                     await channel.adapter.send(message)
