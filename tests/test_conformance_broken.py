@@ -58,11 +58,13 @@ class LeakyChirp(ChirpAdapter):
 
 
 class ChattyChirp(ChirpAdapter):
-    """Logs its whole configuration, token included."""
+    """Quotes the request, token included, in its send errors: they end up stored as failure reasons."""
 
-    async def do_start(self) -> None:
-        self.log.debug("starting with token %s", self.config.api_token)
-        await super().do_start()
+    async def do_send(self, message: Outbound) -> None:
+        try:
+            await super().do_send(message)
+        except PermanentSendError as exc:
+            raise PermanentSendError(f"{exc} (POST /v1/messages?access_token={self.config.api_token})") from None
 
 
 class TestSwallowing(TestChirpConformance):
@@ -155,10 +157,11 @@ def test_task_left_running_is_named(outcome: Outcome) -> None:
     assert outcome.has("the adapter left tasks running after start, start, stop, stop: chirp-poller"), outcome.output
 
 
-def test_logged_secret_is_named_and_masked(outcome: Outcome) -> None:
+def test_secret_in_an_error_is_named_and_masked(outcome: Outcome) -> None:
     assert failed(outcome, "TestChatty::test_secrets_stay_out_of_logs"), outcome.output
     assert outcome.has(
-        "the secret `api_token` (****6789) appeared in a log record of logger 'bridge.adapter.conformance' at DEBUG",
+        "the secret `api_token` (****6789) appeared in the permanent send error's message, which the bridge "
+        "stores as the delivery's failure reason",
     ), outcome.output
     failures = [line for line in outcome.output.splitlines() if "appeared in" in line]
     assert failures and not any("chirp-api-token-0123456789" in line for line in failures)

@@ -29,6 +29,11 @@ __all__ = ["ConformanceHooks", "FailureKind", "standalone_kv"]
 
 FailureKind = Literal["permanent", "retryable"]
 _POLL = 0.02
+_SECRET_WORDS = ("password", "passwd", "credential", "private")
+
+
+def _looks_secret(key: str) -> bool:
+    return is_secret_key(key) or any(word in key.lower() for word in _SECRET_WORDS)
 
 
 class ConformanceHooks:
@@ -71,15 +76,17 @@ class ConformanceHooks:
         raise ConformanceFailure("implement make_messenger_fail(kind, retry_after): make the fake refuse sends")
 
     def secret_values(self) -> dict[str, str]:
-        """Values that must never be logged, by key: by default the config's `*token`, `*secret` and `*key`
-        strings of at least 8 characters (shorter ones would match by accident)."""
+        """Values that must never be logged, by key: by default the config's strings of at least 8 characters
+        (shorter ones would match by accident) under a key named like a secret. The bridge's log redaction
+        knows `*token`, `*secret` and `*key`; a secret under `password` or `credentials` is found here and
+        fails the check when it is logged, so name secrets the conventional way."""
         found: dict[str, str] = {}
 
         def walk(value: Any, path: str) -> None:
             if isinstance(value, Mapping):
                 for key, item in value.items():
                     here = f"{path}.{key}" if path else str(key)
-                    if isinstance(item, str) and is_secret_key(str(key)) and len(item) >= 8:
+                    if isinstance(item, str) and _looks_secret(str(key)) and len(item) >= 8:
                         found[here] = item
                     else:
                         walk(item, here)

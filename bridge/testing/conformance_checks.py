@@ -276,28 +276,25 @@ async def check_retryable_failure(adapter: Adapter[Any], message: Outbound,
 
 
 class LogCapture(logging.Handler):
-    """Every log record of every logger while installed, as the text any log formatter could print."""
+    """Every log record of every logger while installed; `lines()` renders them as `omnichannel-bridge run`
+    writes them: through the bridge's redacting filter (built from the config's secrets) and JSON formatter."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.records: list[logging.LogRecord] = []
-        self._formatter = logging.Formatter()
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
 
-    def texts(self) -> Iterable[tuple[str, str]]:
-        """(where, text) per record: its message, every attribute (a JSON formatter prints `extra`), and the
-        formatted traceback."""
-        for record in self.records:
-            where = f"a log record of logger {record.name!r} at {record.levelname}"
-            pieces = [record.getMessage()]
-            pieces.extend(f"{key}={value!s}" for key, value in vars(record).items() if key not in ("msg", "args"))
-            if record.exc_info:
-                pieces.append(self._formatter.formatException(record.exc_info))
-            if record.stack_info:
-                pieces.append(record.stack_info)
-            yield where, "\n".join(pieces)
+    def lines(self, config_secrets: Iterable[str] = ()) -> Iterable[tuple[str, str]]:
+        """(where, line) per record, redacted exactly as in production."""
+        from bridge.logs import JsonFormatter, RedactingFilter, Redactor
+
+        redacting, formatter = RedactingFilter(Redactor(config_secrets)), JsonFormatter()
+        for original in self.records:
+            record = logging.makeLogRecord(dict(vars(original)))
+            redacting.filter(record)
+            yield f"the bridge's log line of logger {original.name!r} at {original.levelname}", formatter.format(record)
 
     def install(self) -> tuple[logging.Logger, int]:
         root = logging.getLogger()
@@ -308,7 +305,8 @@ class LogCapture(logging.Handler):
 
 
 def check_no_secrets(texts: Iterable[tuple[str, str]], secrets: Mapping[str, str]) -> None:
-    """No secret value appears in any of the texts; the failure names the key and where, masking the value."""
+    """No secret value appears in any of the texts (log lines, error messages the bridge stores); the failure
+    names the key and where, masking the value."""
     for where, text in texts:
         for key, value in secrets.items():
             if value and value in text:
