@@ -119,7 +119,8 @@ async def serve_like_run(app: Any, config: Config) -> AsyncIterator[str]:
 @contextlib.contextmanager
 def captured_logs(secrets: Iterable[str], log_format: str = "json", level: str = "INFO") -> Iterator[io.StringIO]:
     """Install the bridge's logging on a string buffer; put the previous logging state back afterwards."""
-    names = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "litestar", "httpx", "httpcore")
+    names = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "litestar", "httpx", "httpcore", "hpack",
+             "telegram.ext.ExtBot")
     saved = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).propagate,
                     logging.getLogger(name).level) for name in names}
     stream = io.StringIO()
