@@ -110,6 +110,9 @@ class DeliveryConfig(_Strict):
     workers: int = 8
     shutdown_grace: float = 10.0
     dedupe_ttl: float = 24 * 3600.0
+    # Seconds an item in delivery stays held without its worker renewing the hold (renewed every third of
+    # it): how long a crashed process's (or replica's) in-flight items wait before they are delivered again.
+    lease: float = 30.0
 
 
 class FilesConfig(_Strict):

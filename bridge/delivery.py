@@ -100,6 +100,7 @@ class DurableHandoff(Handoff):
             "max_age": config.max_age,
             "workers": config.workers,
             "shutdown_grace": config.shutdown_grace,
+            "lease": config.lease,
             **overrides,
         }
         return cls(queue, schedule=config.retry_schedule, **options)  # type: ignore[arg-type]

@@ -144,6 +144,7 @@ def _check_delivery(config: Config, out: _Collector) -> None:
         out.add(("delivery", "workers"), f"must be at least 1, got {delivery.workers}")
     out.non_negative(("delivery", "shutdown_grace"), delivery.shutdown_grace)
     out.positive(("delivery", "dedupe_ttl"), delivery.dedupe_ttl)
+    out.positive(("delivery", "lease"), delivery.lease)
 
 
 def _check_channel(index: int, channel: ChannelConfig, first_use: dict[str, int], out: _Collector) -> None:
