@@ -301,14 +301,17 @@ class AdapterConformance(ConformanceHooks):
                 except pytest.skip.Exception:
                     pass  # the messenger has no files
                 kinds: tuple[FailureKind, ...] = ("permanent", "retryable")
-                for kind in kinds:
-                    await self.make_messenger_fail(kind)
-                    try:
-                        await loop.adapter.send(Outbound(chat_id, native, f"conf-{kind}:0", OutboundText(kind)))
-                    except Exception as exc:
-                        stored.append((f"the {kind} send error's message, which the bridge stores as the "
-                                       "delivery's failure reason", str(exc)))
-                await self.make_messenger_fail(None)
+                try:
+                    for kind in kinds:
+                        await self.make_messenger_fail(kind)
+                        try:
+                            await loop.adapter.send(Outbound(chat_id, native, f"conf-{kind}:0", OutboundText(kind)))
+                        except Exception as exc:
+                            stored.append((f"the {kind} send error's message, which the bridge stores as the "
+                                           "delivery's failure reason", str(exc)))
+                    await self.make_messenger_fail(None)
+                except pytest.skip.Exception:
+                    pass  # sending to this messenger cannot fail
         finally:
             root.removeHandler(capture)
             root.setLevel(level)
