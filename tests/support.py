@@ -17,6 +17,7 @@ class RecordingConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     buttons: bool = True
     files: bool = True
     fail: str | None = None  # "permanent" | "retryable" for every send
+    fail_start: bool = False
 
 
 class RecordingAdapter(Adapter[RecordingConfig]):
@@ -29,9 +30,18 @@ class RecordingAdapter(Adapter[RecordingConfig]):
         super().__init__(config, context)
         self.sent: list[Outbound] = []
         self.arrived = asyncio.Event()
+        self.events: list[str] = []
         self.capabilities = Capabilities(  # type: ignore[misc]
             max_text_length=config.max_text_length, buttons=config.buttons, files=config.files
         )
+
+    async def do_start(self) -> None:
+        self.events.append("start")
+        if self.config.fail_start:
+            raise ConnectionError("messenger unreachable")
+
+    async def do_stop(self) -> None:
+        self.events.append("stop")
 
     async def do_send(self, message: Outbound) -> None:
         if self.config.fail == "permanent":

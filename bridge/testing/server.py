@@ -10,7 +10,11 @@ from typing import Any
 
 import uvicorn
 
-__all__ = ["RunningServer", "serve"]
+__all__ = ["RunningServer", "ServerStartupError", "serve"]
+
+
+class ServerStartupError(RuntimeError):
+    """The app's lifespan startup failed (an adapter or the store could not start)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,13 +34,20 @@ async def serve(
     """Serve `app` (lifespan included) until the block exits; port 0 picks a free port."""
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", access_log=False)
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
+
+    async def run() -> None:
+        try:
+            await server.serve()
+        except SystemExit as exc:  # uvicorn exits the process when the lifespan startup fails
+            raise ServerStartupError(f"the server failed to start (exit code {exc.code}); see its log") from None
+
+    task = asyncio.create_task(run())
     try:
         deadline = asyncio.get_running_loop().time() + timeout
         while not server.started:
             if task.done():
-                task.result()  # raises the startup error
-                raise RuntimeError("server exited during startup")
+                task.result()
+                raise ServerStartupError("the server exited during startup")
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError("server did not start in time")
             await asyncio.sleep(0.01)
@@ -44,5 +55,6 @@ async def serve(
         yield RunningServer(host, int(bound))
     finally:
         server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, timeout)
+        if not task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout)
