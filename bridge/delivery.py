@@ -5,8 +5,8 @@ Workers claim the head of a ready lane, call the `Deliverer`, and settle the cla
 before retry k is `schedule[k-1]`, the last step repeating), with +/- `jitter` (a fraction) so that lanes that
 failed together do not retry together, and never sooner than the deliverer's `retry_after`. An item is
 dead-lettered instead when its next attempt would come later than `max_age` after it was taken over (the
-schedule is exhausted), and an item that already waited longer than `max_age` (a bridge stopped for days)
-is dead-lettered without an attempt: operators can still replay it. A deliverer that raises counts as a retry.
+schedule is exhausted), and an item that waited longer than `max_age` for its first attempt (a bridge stopped
+for days) is dead-lettered without one: operators can still replay it. A deliverer that raises counts as a retry.
 
 Workers wake at once when this process submits work, at the exact time the next retry is due, and otherwise
 every `poll_interval` seconds to see work that other processes or replicas put. While a delivery runs its
@@ -205,8 +205,10 @@ class DurableHandoff(Handoff):
             await self._settle(claim, self.queue.dead_letter(claim, f"undecodable item: {exc}"))
             return
         age = self._clock() - claim.enqueued_at
-        if age > self.max_age:
-            reason = f"expired before delivery: waited {age:.0f}s, max_age is {self.max_age:.0f}s"
+        # Only a first attempt can be too late: a retry was scheduled within max_age, so it is made.
+        if claim.attempts == 1 and age > self.max_age:
+            reason = f"expired before delivery: waited {age:.1f}s, max_age is {self.max_age:g}s"
+            log.warning("dead-lettering %s: %s", _describe(claim), reason, extra=_extra(item))
             await self._settle(claim, self.queue.dead_letter(claim, reason))
             return
         outcome = await self._attempt(claim, item)

@@ -33,8 +33,9 @@ Durability is Redis's own: run it with `appendonly yes` (with `appendfsync every
 may lose the last second; `always` loses nothing) and `maxmemory-policy noeviction`, or items and dedupe
 markers can be evicted.
 
-Concurrent `put` calls are sent as one pipeline (group commit, one round trip for many EVALSHAs); each call
-stays one script, so it is stored all or none. Times are the replicas' clocks (passed into the scripts):
+Script calls made while a pipeline is in flight are sent together in the next one (group commit: one round
+trip for the puts of concurrent requests, the claims and acks of concurrent workers); each call stays one
+script, so a put is stored all or none. Times are the replicas' clocks (passed into the scripts):
 keep them in sync to well within a lease. Scripts derive their keys from the prefix, which a Redis Cluster
 only allows when every key hashes to one slot: there, use a prefix with a hash tag, such as `{bridge}`.
 """
@@ -54,13 +55,16 @@ from redis.exceptions import RedisError
 
 from bridge.handoff import DeliveryStatus, Direction, Item
 from bridge.queue import redis_scripts
-from bridge.queue.base import DEFAULT_DEDUPE_TTL, Claim, Clock, DeadLetter, Entry, Lane, Queue, QueueError
+from bridge.queue.base import DEFAULT_DEDUPE_TTL, Claim, Clock, DeadLetter, Lane, Queue, QueueError
 from bridge.queue.base import entries_for as _entries_for
 from bridge.queue.batching import GroupCommit
 
 __all__ = ["RedisQueue"]
 
 _STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+
+
+_ScriptCall = tuple[str, tuple[str | bytes, ...]]  # script name, arguments after the prefix
 
 
 def _lane_name(lane: Lane) -> str:
@@ -102,7 +106,9 @@ class RedisQueue(Queue):
         self._p = f"{prefix}:q"
         self._redis: aioredis.Redis | None = None
         self._scripts: dict[str, Any] = {}
-        self._puts: GroupCommit[list[Entry], int] = GroupCommit(self._flush_puts)
+        # Every script call goes through one group commit: calls made while a pipeline is in flight (puts of
+        # concurrent requests, claims and acks of concurrent workers) share the next round trip.
+        self._calls: GroupCommit[_ScriptCall, Any] = GroupCommit(self._flush_calls)
 
     def __repr__(self) -> str:
         return f"RedisQueue(prefix={self.prefix!r})"
@@ -127,7 +133,7 @@ class RedisQueue(Queue):
         self._redis = client
 
     async def close(self) -> None:
-        await self._puts.wait_idle()
+        await self._calls.wait_idle()
         client, self._redis = self._redis, None
         if client is not None:
             await client.aclose()
@@ -141,39 +147,33 @@ class RedisQueue(Queue):
         return self._redis
 
     async def _call(self, script: str, *args: str | bytes) -> Any:
-        client = self._client
+        self._client  # noqa: B018 -- fail fast when not open
+        return await self._calls.submit((script, args))
+
+    async def _flush_calls(self, calls: list[_ScriptCall]) -> list[Any]:
         try:
-            return await self._scripts[script](args=[self._p, *args], client=client)
+            async with self._client.pipeline(transaction=False) as pipe:
+                for script, args in calls:
+                    await self._scripts[script](args=[self._p, *args], client=pipe)
+                results: list[Any] = await pipe.execute(raise_on_error=False)
         except RedisError as exc:
             raise QueueError(f"the queue's Redis failed: {exc}") from exc
+        return [
+            QueueError(f"the queue's Redis failed: {result}") if isinstance(result, Exception) else result
+            for result in results
+        ]
 
     # ------------------------------------------------------------------ producers
 
     async def put(self, items: Sequence[Item]) -> int:
         if not items:
             return 0
-        self._client  # noqa: B018 -- fail fast when not open
-        return await self._puts.submit(_entries_for(items))
-
-    async def _flush_puts(self, batches: list[list[Entry]]) -> list[int | BaseException]:
-        now = _num(self.clock())
-        ttl = str(max(1, int(self.dedupe_ttl * 1000)))
-        try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for entries in batches:
-                    args: list[str | bytes] = [self._p, now, ttl]
-                    for lane, dedupe_key, body in entries:
-                        channel = _channel_key(lane.direction, lane.channel_id)
-                        marker = f"{lane.direction}|{len(lane.channel_id)}|{lane.channel_id}|{dedupe_key}"
-                        args += [_lane_name(lane), channel, marker, dedupe_key, body]
-                    await self._scripts["PUT"](args=args, client=pipe)
-                results = await pipe.execute(raise_on_error=False)
-        except RedisError as exc:
-            raise QueueError(f"the queue's Redis failed: {exc}") from exc
-        return [
-            QueueError(f"the queue's Redis failed: {result}") if isinstance(result, Exception) else int(result)
-            for result in results
-        ]
+        args: list[str | bytes] = [_num(self.clock()), str(max(1, int(self.dedupe_ttl * 1000)))]
+        for lane, dedupe_key, body in _entries_for(items):
+            channel = _channel_key(lane.direction, lane.channel_id)
+            marker = f"{lane.direction}|{len(lane.channel_id)}|{lane.channel_id}|{dedupe_key}"
+            args += [_lane_name(lane), channel, marker, dedupe_key, body]
+        return int(await self._call("PUT", *args))
 
     # ------------------------------------------------------------------ consumers
 
