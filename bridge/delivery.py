@@ -177,13 +177,13 @@ class DurableHandoff(Handoff):
                     await self._process(claim)
                 failures = 0
             except QueueError as exc:
-                failures += 1
+                failures = min(failures + 1, 8)
                 log.warning("the delivery queue failed (%s); retrying", exc)
                 await self._sleep(wake, min(self.poll_interval * 2**failures, 5.0))
             except Exception:
                 # A bug must not silently shrink the pool: log it and go on (an item held now is
                 # handed out again when its lease runs out).
-                failures += 1
+                failures = min(failures + 1, 8)
                 log.exception("a delivery worker failed; it goes on")
                 await self._sleep(wake, min(self.poll_interval * 2**failures, 5.0))
 

@@ -15,7 +15,7 @@ import pytest
 from bridge.config import Config, DeliveryConfig, StoreConfig
 from bridge.delivery import DurableHandoff, HandoffStopped, build_handoff
 from bridge.handoff import DeliveryStatus, Item, Outcome, Permanent, Retry
-from bridge.queue import Lane, Queue, lane_of
+from bridge.queue import Lane, Queue, QueueError, lane_of
 from bridge.queue.sqlite import SqliteQueue
 from tests.queue.conftest import MakeQueue
 from tests.queue.helpers import FakeClock, Recorder, inbound, outbound
@@ -334,3 +334,27 @@ def test_bad_policy_is_refused(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         DurableHandoff(SqliteQueue("unused.db"), **options)
 
+
+
+async def test_workers_ride_out_a_locked_database(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "bridge.db"
+    queue = SqliteQueue(path, busy_timeout=0.05)
+    await queue.open()
+    await queue.put([inbound("n1"), inbound("n2")])
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock for a while
+    recorder = Recorder(expect=3)
+    handoff = DurableHandoff(queue, poll_interval=0.02, workers=2)
+    try:
+        await handoff.start(recorder)
+        with pytest.raises(QueueError):
+            await handoff.submit([inbound("refused")])  # not taken over: the sender will redeliver
+        await asyncio.sleep(0.2)
+        blocker.execute("COMMIT")
+        assert await handoff.submit([inbound("n3")]) == 1
+        await wait_for(recorder.all_delivered)
+    finally:
+        blocker.close()
+        await handoff.stop()
+    assert recorder.delivered == {Lane("inbound", "tg", 1): ["n1", "n2", "n3"]}
+    assert any("the delivery queue failed" in record.message for record in caplog.records)
