@@ -317,13 +317,13 @@ async def test_an_undecodable_item_is_dead_lettered(tmp_path: Path) -> None:
 
 def test_build_handoff_takes_the_policy_from_config(tmp_path: Path) -> None:
     delivery = DeliveryConfig(retry_schedule=[1.0, 2.0], max_age=60.0, jitter=0.2, workers=3,
-                              shutdown_grace=4.0, dedupe_ttl=99.0)
+                              shutdown_grace=4.0, dedupe_ttl=99.0, lease=12.0)
     config = Config(channels=[], store=StoreConfig(url=f"sqlite:///{tmp_path}/b.db"), delivery=delivery)
     handoff = build_handoff(config, poll_interval=0.25)
     assert isinstance(handoff.queue, SqliteQueue) and handoff.queue.path == tmp_path / "b.db"
     assert handoff.queue.dedupe_ttl == 99.0
     assert (handoff.schedule, handoff.max_age, handoff.jitter) == ((1.0, 2.0), 60.0, 0.2)
-    assert (handoff.workers, handoff.shutdown_grace, handoff.poll_interval) == (3, 4.0, 0.25)
+    assert (handoff.workers, handoff.shutdown_grace, handoff.lease, handoff.poll_interval) == (3, 4.0, 12.0, 0.25)
 
 
 @pytest.mark.parametrize(
