@@ -35,9 +35,7 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config", required=True, metavar="FILE", help="the bridge's YAML config file")
 
 
-def run_with_queue(
-    command: str, config_path: str, work: Callable[[Config, Queue], Awaitable[int]]
-) -> int:
+def run_with_queue(command: str, config_path: str, work: Callable[[Config, Queue], Awaitable[int]]) -> int:
     """Load the config, open its queue, run `work`; every failure becomes a line on stderr and an exit code."""
     try:
         config = load_config(config_path)
@@ -85,3 +83,12 @@ def format_age(seconds: float | None) -> str:
 
 def format_time(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Columns padded to their widest cell, for people reading a terminal (`--json` is for programs)."""
+    lines = [header, *rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for line in lines:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+    sys.stdout.flush()

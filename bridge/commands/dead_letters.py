@@ -21,6 +21,7 @@ from bridge.commands._queue_access import (
     EXIT_OK,
     add_config_argument,
     format_time,
+    print_table,
     run_with_queue,
 )
 from bridge.config import Config
@@ -99,7 +100,7 @@ async def _list(args: argparse.Namespace, queue: Queue) -> int:
         print("no dead letters")
         return EXIT_OK
     header = ("ID", "CHANNEL", "DIRECTION", "CHAT", "ATTEMPTS", "DEAD SINCE", "REASON")
-    lines = [header] + [
+    rows = [
         (
             letter.id,
             letter.channel_id,
@@ -111,9 +112,7 @@ async def _list(args: argparse.Namespace, queue: Queue) -> int:
         )
         for letter in letters
     ]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    for line in lines:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+    print_table(header, rows)
     return EXIT_OK
 
 

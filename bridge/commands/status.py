@@ -8,11 +8,10 @@ letters are listed too. Exit 0 when the queue could be read, 1 when not, 2 for a
 from __future__ import annotations
 
 import argparse
-import sys
 
 import msgspec
 
-from bridge.commands._queue_access import add_config_argument, format_age, run_with_queue
+from bridge.commands._queue_access import add_config_argument, format_age, print_table, run_with_queue
 from bridge.config import Config
 from bridge.handoff import DeliveryStatus
 from bridge.queue import Queue
@@ -35,7 +34,7 @@ def main(args: argparse.Namespace) -> int:
         if args.json:
             print(msgspec.json.encode(rows).decode())
         else:
-            print_table(rows)
+            print_status(rows)
         return 0
 
     return run_with_queue("status", args.config, show)
@@ -45,25 +44,22 @@ def merged_rows(config: Config, found: list[DeliveryStatus]) -> list[DeliverySta
     rows = {(row.channel_id, row.direction): row for row in found}
     for channel in config.channels:
         for direction in ("inbound", "outbound"):
-            rows.setdefault(
-                (channel.id, direction), DeliveryStatus(channel_id=channel.id, direction=direction)
-            )
+            rows.setdefault((channel.id, direction), DeliveryStatus(channel_id=channel.id, direction=direction))
     return [rows[key] for key in sorted(rows)]
 
 
-def print_table(rows: list[DeliveryStatus]) -> None:
-    lines = [_COLUMNS] + [
-        (
-            row.channel_id,
-            row.direction,
-            str(row.queued),
-            str(row.in_flight),
-            format_age(row.oldest_age),
-            str(row.dead_letters),
-        )
-        for row in rows
-    ]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(_COLUMNS))]
-    for line in lines:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
-    sys.stdout.flush()
+def print_status(rows: list[DeliveryStatus]) -> None:
+    print_table(
+        _COLUMNS,
+        [
+            (
+                row.channel_id,
+                row.direction,
+                str(row.queued),
+                str(row.in_flight),
+                format_age(row.oldest_age),
+                str(row.dead_letters),
+            )
+            for row in rows
+        ],
+    )
