@@ -59,9 +59,7 @@ def _fail(lines: list[str], stream: TextIO) -> int:
 def main(args: argparse.Namespace) -> int:
     path: str | None = args.config_file or args.file
     if args.config_file and args.file and args.config_file != args.file:
-        return _fail(
-            ["check-config: give the config file once (FILE or -c FILE), not two different ones"], sys.stderr
-        )
+        return _fail(["check-config: give the config file once (FILE or -c FILE), not two different ones"], sys.stderr)
     if not path:
         return _fail(["check-config: no config file given: pass FILE or -c FILE"], sys.stderr)
     try:
@@ -100,13 +98,9 @@ def report(config: Config, path: str, *, reveal: bool, registry_known: bool, out
 def _print_channel(config: Config, channel: ChannelConfig, *, reveal: bool, out: TextIO) -> None:
     webhook = channel.platform.webhook_url if reveal else masked_webhook_url(channel.platform.webhook_url)
     print(f"channel {channel.id} (adapter: {channel.adapter_type})", file=out)
-    print(
-        "  1. the platform's App.Chatbots webhook URL (the bridge posts visitors' messages to it):", file=out
-    )
+    print("  1. the platform's App.Chatbots webhook URL (the bridge posts visitors' messages to it):", file=out)
     print(f"       {webhook}", file=out)
-    print(
-        '  2. paste into the platform\'s "Channel webhook: URL" field (it appends /send_message):', file=out
-    )
+    print('  2. paste into the platform\'s "Channel webhook: URL" field (it appends /send_message):', file=out)
     for number, (url, auth) in enumerate(reply_urls(config, channel, reveal=reveal)):
         if number:
             print("     or", file=out)
