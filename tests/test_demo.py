@@ -118,3 +118,27 @@ async def test_demo_bad_arguments(tmp_path: Path, args: list[str], words: str) -
     _, err = await asyncio.wait_for(process.communicate(), START_TIMEOUT)
     assert process.returncode == 2
     assert words in err.decode() and "Traceback" not in err.decode()
+
+
+async def test_demo_logs_through_the_bridges_redaction(tmp_path: Path) -> None:
+    """At debug level uvicorn logs a socket's request headers, and the bridge logs the webhook URL (whose path
+    holds the demo's platform token) of each delivery: both go through the bridge's redaction, in its readable
+    console format."""
+    credential = "visitor-credential-0123456789"
+    async with demo(tmp_path / "demo-data", "--log-level", "debug") as running:
+        ws_url = running.url.replace("http://", "ws://").replace("/chat", "/ws")
+        headers = {"Authorization": f"Bearer {credential}"}
+        async with aiohttp.ClientSession() as session, session.ws_connect(ws_url, headers=headers) as ws:
+            await ws.send_json({"type": "hello"})
+            await ws.send_json({"type": "text", "id": "m-1", "text": "hello demo"})
+            async with asyncio.timeout(10):
+                while json.loads((await ws.receive()).data)["type"] != "message":
+                    pass
+        assert await running.stop(signal.SIGINT) == 0, await _output(running.process)
+        assert running.process.stderr is not None
+        lines = (await running.process.stderr.read()).decode().splitlines()
+    assert not [line for line in lines if credential in line], lines
+    assert any("uvicorn.error: < authorization: " in line and line.endswith("***") for line in lines), lines
+    webhook_lines = [line for line in lines if "/omnichannel_message/" in line]
+    assert any(" DEBUG   bridge.platform: " in line for line in webhook_lines), lines
+    assert all("/omnichannel_message/***/" in line for line in webhook_lines), webhook_lines

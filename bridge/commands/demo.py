@@ -15,7 +15,7 @@ import secrets
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,7 +54,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
         return asyncio.run(_run(args))
     except DemoError as exc:
@@ -144,9 +143,19 @@ def _server(app: Any, log_level: str) -> uvicorn.Server:
     )
 
 
+def _configure_logging(level: str, secrets: Iterable[str]) -> None:
+    """The bridge's own logging (the readable console format, for a person at a terminal), so that the demo's
+    random channel tokens are redacted from every line as a real bridge's secrets are."""
+    from bridge.config import LoggingConfig
+    from bridge.logs import configure_logging
+
+    configure_logging(LoggingConfig(level=level, format="console"), secrets)
+
+
 def _build(args: argparse.Namespace) -> _Servers:
     from adapters.webchat import WebchatAdapter
     from bridge.app import create_app
+    from bridge.config import secret_values
     from bridge.emulator import WEBHOOK_PATH, EmulatorChannel, EmulatorConfig, create_emulator_app
 
     data = _data_folder(args.data)
@@ -168,6 +177,8 @@ def _build(args: argparse.Namespace) -> _Servers:
         emulator_config.script = script
     webhook_url = emulator_url + WEBHOOK_PATH.replace("{token}", platform_token)
     config = _bridge_config(bridge_url, args.host, bridge_sock.getsockname()[1], webhook_url, reply_token, data)
+    # Before the apps are built, so that whatever they log already goes through the bridge's redaction.
+    _configure_logging(args.log_level, secret_values(config))
     return _Servers(
         emulator=_server(create_emulator_app(emulator_config), args.log_level),
         bridge=_server(create_app(config, adapters={"webchat": WebchatAdapter}), args.log_level),

@@ -4,7 +4,6 @@ platform."""
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from bridge.emulator import EmulatorConfig
 
-__all__ = ["HELP", "UsageError", "add_arguments", "build_config", "main"]
+__all__ = ["HELP", "UsageError", "add_arguments", "build_config", "emulator_secrets", "main"]
 
 HELP = "Run a local emulator of the platform (its webhook plus a scripted agent that replies)."
 
@@ -26,6 +25,9 @@ examples:
 The bridge's channel then uses webhook_url
   http://HOST:PORT/connector/omnichannel/omnichannel_message/TOKEN/bot_api_webhook
 """
+
+
+_MIN_SECRET_LENGTH = 6
 
 
 class UsageError(Exception):
@@ -115,6 +117,17 @@ def build_config(args: argparse.Namespace) -> EmulatorConfig:
         raise UsageError(str(exc)) from None
 
 
+def emulator_secrets(config: EmulatorConfig) -> set[str]:
+    """What the emulator's logs must not show: each channel's webhook token and reply token, and in secret-URL
+    mode (no reply token) the reply URL itself, which is then the secret. Values shorter than
+    `_MIN_SECRET_LENGTH` are left alone: a token like `T` in a try-out is no secret, and masking every `T`
+    would make the log unreadable."""
+    found: set[str] = set()
+    for channel in config.channels:
+        found.update({channel.token, channel.reply_token or channel.base_reply_url})
+    return {value for value in found if len(value) >= _MIN_SECRET_LENGTH}
+
+
 def main(args: argparse.Namespace) -> int:
     try:
         config = build_config(args)
@@ -127,9 +140,14 @@ def main(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from bridge.config import LoggingConfig
     from bridge.emulator import create_emulator_app
+    from bridge.logs import configure_logging, uvicorn_logging
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The bridge's logging, readable at a terminal: the same redaction as the bridge's (webhook tokens in
+    # access lines, `Authorization` values, the tokens and secret reply URLs below), and uvicorn's lines too.
+    logging_config = LoggingConfig(level=args.log_level, format="console")
+    configure_logging(logging_config, emulator_secrets(config))
     for channel in config.channels:
         mode = "header token" if channel.reply_token else "secret URL"
         print(
@@ -138,5 +156,5 @@ def main(args: argparse.Namespace) -> int:
             f"send_message ({mode})",
             file=sys.stderr,
         )
-    uvicorn.run(create_emulator_app(config), host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(create_emulator_app(config), host=args.host, port=args.port, **uvicorn_logging(logging_config))
     return 0

@@ -171,3 +171,37 @@ async def _post_when_up(http: aiohttp.ClientSession, url: str, process: asyncio.
 def test_defaults_need_no_file() -> None:
     config = EmulatorConfig()
     assert config.channels == [] and config.reply_delay == 0 and config.script.rules
+
+
+async def test_the_command_logs_through_the_bridges_redaction() -> None:
+    """The webhook token in uvicorn's access line and a secret reply URL in the agent's warning are masked,
+    as in the bridge's own logs; the start-up lines that tell the person what to configure still show them."""
+    port, dead_port, token = free_port(), free_port(), "emulator-cli-token-0123"
+    reply_url = f"http://127.0.0.1:{dead_port}/channels/web/reply-url-secret-0123456789"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *("-m", "bridge", "emulator", "--port", str(port), "--log-level", "info"),
+        *("--token", token, "--reply-url", reply_url),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    lines: list[str] = []
+    try:
+        webhook = f"http://127.0.0.1:{port}/connector/omnichannel/omnichannel_message/{token}/bot_api_webhook"
+        async with aiohttp.ClientSession() as http:
+            assert await _post_when_up(http, webhook, process) == 200
+        assert process.stderr is not None
+        async with asyncio.timeout(10):
+            while not any("could not reach" in line for line in lines):
+                line = (await process.stderr.readline()).decode()
+                assert line, f"the emulator's log ended early: {lines}"
+                lines.append(line)
+    finally:
+        process.terminate()
+        await process.wait()
+    logged = [line for line in lines if not line.startswith("channel ")]
+    access = [line for line in logged if "uvicorn.access" in line and "bot_api_webhook" in line]
+    assert access and "/omnichannel_message/***/bot_api_webhook" in access[0], lines
+    warning = next(line for line in logged if "could not reach" in line)
+    assert "WARNING" in warning and "could not reach ***/send_message" in warning, warning
+    assert not [line for line in logged if token in line or "reply-url-secret" in line], lines
