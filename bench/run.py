@@ -1,0 +1,136 @@
+"""The benchmark's one entry point: the bare endpoint, the naive relay and the bridge, side by side, in one run.
+
+    python bench/run.py [--duration 10] [--connections 50] [--runs 3] [--only bare,relay,sqlite,redis,clients]
+
+Servers run pinned to core 0; the load generator, the platform stub and the fake Telegram on core 1 (see
+bench/README.md for what each number means and the last results). Only loopback addresses are used; Redis
+keys go under a fresh `bench-...` prefix on --redis-url and are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import LOAD_CORE, pin_to
+from procs import Server, run_json, script, start_server
+from report import median_results, render
+from scenarios import Bench, measure_bridge, measure_endpoint
+
+__all__ = ["main"]
+
+SCENARIOS = ("bare", "relay", "sqlite", "redis", "clients")
+
+
+def _start_upstream(work_dir: Path) -> tuple[Server, dict[str, Any]]:
+    server = start_server("upstream", script("upstream.py"), core=LOAD_CORE, log_dir=work_dir)
+    deadline = time.monotonic() + 30.0
+    while time.monotonic() < deadline:
+        server.check_alive()
+        for line in server.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                ready: dict[str, Any] = json.loads(line)
+                return server, ready
+        time.sleep(0.05)
+    server.stop()
+    raise RuntimeError(f"the platform stub did not start:\n{server.tail()}")
+
+
+def _redis_reachable(url: str) -> str | None:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1.0)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def one_run(args: argparse.Namespace, chosen: list[str], work_dir: Path) -> dict[str, Any]:
+    upstream, ready = _start_upstream(work_dir)
+    results: dict[str, Any] = {}
+    try:
+        bench = Bench(
+            upstream=f"http://127.0.0.1:{ready['port']}", telegram=str(ready["telegram"]), work_dir=work_dir,
+            connections=args.connections, duration=args.duration, chats=args.chats, redis_url=args.redis_url,
+            bridge_log_level=args.bridge_log_level,
+        )
+        for name in chosen:
+            began = time.monotonic()
+            print(f"  {name} ...", end="", flush=True, file=sys.stderr)
+            if name in ("bare", "relay"):
+                results[name] = measure_endpoint(bench, name)
+            elif name in ("sqlite", "redis"):
+                results[name] = measure_bridge(bench, name)
+            else:
+                argv = script("clients.py", f"{bench.upstream}/relay", "--requests", str(args.client_requests))
+                results[name] = run_json(argv, timeout=300)
+            print(f" {time.monotonic() - began:.0f}s", file=sys.stderr)
+    finally:
+        upstream.stop()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of each load phase (default 10)")
+    parser.add_argument("--connections", type=int, default=50, help="connections of the load generator")
+    parser.add_argument("--chats", type=int, default=500, help="distinct Telegram chats in the load")
+    parser.add_argument("--runs", type=int, default=1, help="whole runs; with more than one, medians are shown")
+    parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated subset of " + ",".join(SCENARIOS))
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    parser.add_argument("--bridge-log-level", default="INFO", help="the bridge's logging.level (default INFO)")
+    parser.add_argument("--client-requests", type=int, default=3000, help="POSTs per client in the micro-benchmark")
+    parser.add_argument("--json", type=Path, help="also write every run's raw numbers to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (configs, databases, logs)")
+    args = parser.parse_args(argv)
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
+    if not 1 <= args.duration <= 120 or not 1 <= args.connections <= 1000 or not 1 <= args.runs <= 10:
+        parser.error("--duration 1..120, --connections 1..1000 and --runs 1..10 are required")
+    if not args.redis_url.startswith(("redis://127.0.0.1", "redis://localhost")):
+        parser.error("--redis-url must be a loopback redis:// URL")
+    if "redis" in chosen:
+        problem = _redis_reachable(args.redis_url)
+        if problem:
+            print(f"skipping the Redis scenario: {args.redis_url} is not reachable ({problem})", file=sys.stderr)
+            chosen.remove("redis")
+    pin_to(LOAD_CORE)
+    work_dir = Path(tempfile.mkdtemp(prefix="bridge-bench-"))
+    runs: list[dict[str, Any]] = []
+    try:
+        for n in range(args.runs):
+            print(f"run {n + 1}/{args.runs} (work folder {work_dir})", file=sys.stderr)
+            began = time.monotonic()
+            runs.append(one_run(args, chosen, work_dir))
+            print(f"run {n + 1} took {time.monotonic() - began:.0f}s", file=sys.stderr)
+            if args.runs > 1:
+                print(render(runs[-1], runs=1) + "\n", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if args.json:
+            args.json.write_text(json.dumps(runs, indent=1))
+        if not args.keep:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    print(render(median_results(runs) if len(runs) > 1 else runs[0], runs=len(runs)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
