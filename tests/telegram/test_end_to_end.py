@@ -16,6 +16,7 @@ from bridge.emulator import EmulatorChannel, EmulatorConfig, RunningEmulator, ru
 from bridge.testing.server import serve
 from bridge.testing.telegram import FakeTelegram, run_fake_telegram
 from tests.conftest import free_port
+from tests.ops.support import MESSAGES, parse_samples, value
 from tests.support import channel, make_config
 
 PLATFORM_TOKEN = "platform-token-tg"
@@ -154,3 +155,20 @@ async def test_agent_file_is_sent_by_url(loop: Loop) -> None:
     assert reply["kind"] == "file_operator"
     (call,) = await tg.wait_for("sendDocument")
     assert call.params == {"chat_id": 42, "document": reply["data"]["url"]}
+
+
+async def test_ignored_group_message_is_counted_as_dropped_by_config(loop: Loop) -> None:
+    """`groups: ignore` (the default): a group's message never reaches the platform, and /metrics says so."""
+    tg = loop.tg
+    tg.push_update(tg.message_update(-100200, text="hi all", from_user=ANN))
+    tg.push_update(tg.message_update(42, text="private", from_user=ANN))
+    # Updates are handled in order: once the private message is through, the group's was handled before it.
+    received = await loop.emulator.wait_for_received(1)
+    assert [r.body["message"]["text"] for r in received] == ["private"]
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{loop.url}/metrics")
+    assert response.status_code == 200
+    samples = parse_samples(response.text)
+    counted = {"channel": "tg", "direction": "inbound", "kind": "text"}
+    assert value(samples, MESSAGES, **counted, outcome="dropped_by_config") == 1
+    assert value(samples, MESSAGES, **counted, outcome="delivered") == 1
