@@ -64,7 +64,7 @@ _RECORD_FIELDS: Final = frozenset(
 
 # `Authorization: Token x`, `"authorization": "Bearer x"`, `(b'authorization', b'Token x')`, `authorization=x`.
 _HEADER_VALUE = re.compile(
-    r"(?i)\b((?:proxy-)?authorization|x-telegram-bot-api-secret-token)(['\"]?\s*[:=,]\s*b?['\"]?)([^\r\n'\",}\])]+)"
+    r"(?i)\b((?:proxy-)?authorization|x-telegram-bot-api-secret-token)(['\"]?\s*[:=,]\s*(?:b(?=['\"]))?['\"]?)([^\r\n'\",}\])]+)"
 )
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[^\s'\",;]+")
 _TELEGRAM_TOKEN = re.compile(r"(?<![0-9])\d{5,}:[A-Za-z0-9_-]{30,}")

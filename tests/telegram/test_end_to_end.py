@@ -151,7 +151,6 @@ async def test_agent_file_is_sent_by_url(loop: Loop) -> None:
     tg.push_update(tg.message_update(42, text="file", from_user=ANN))
     replies = await loop.emulator.wait_for_replies(1)
     reply = replies[0].body["message"]
-    print("FILEREPLY", replies[0].body)
     assert reply["kind"] == "file_operator"
     (call,) = await tg.wait_for("sendDocument")
     assert call.params == {"chat_id": 42, "document": reply["data"]["url"]}
