@@ -11,6 +11,7 @@ from bridge.adapter import (
     Capabilities,
     FileDownload,
     FileGone,
+    FileTooLarge,
     InboundCallback,
     KeyValue,
     NotTakenOver,
@@ -18,6 +19,7 @@ from bridge.adapter import (
     RetryableSendError,
     SendError,
 )
+from bridge.fetch import FetchError, FetchFailed, FetchRefused, SafeFetcher
 from bridge.messages import (
     Button,
     Inbound,
@@ -41,8 +43,12 @@ __all__ = [
     "AdapterError",
     "Button",
     "Capabilities",
+    "FetchError",
+    "FetchFailed",
+    "FetchRefused",
     "FileDownload",
     "FileGone",
+    "FileTooLarge",
     "Inbound",
     "InboundButton",
     "InboundCallback",
@@ -58,6 +64,7 @@ __all__ = [
     "OutboundText",
     "PermanentSendError",
     "RetryableSendError",
+    "SafeFetcher",
     "SendError",
     "Sender",
     "__version__",

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, final
 
 import msgspec
 
+from bridge.fetch import SafeFetcher
 from bridge.messages import Inbound, Outbound, OutboundFile, OutboundKeyboard
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "Capabilities",
     "FileDownload",
     "FileGone",
+    "FileTooLarge",
     "InboundCallback",
     "KeyValue",
     "NotTakenOver",
@@ -65,6 +67,21 @@ class NotTakenOver(AdapterError):
 
 class FileGone(AdapterError):
     """The messenger no longer has the file."""
+
+
+class FileTooLarge(AdapterError):
+    """The file exists but is larger than the messenger lets the bridge download (Telegram's Bot API: 20 MB).
+    The file proxy answers 413 with `size` and `limit` (each None when not known), so the agent learns why."""
+
+    def __init__(self, size: int | None, limit: int | None, reason: str | None = None) -> None:
+        if reason is None:
+            told = f"the file ({size} bytes)" if size is not None else "the file"
+            reason = f"{told} is larger than the messenger lets the bridge download"
+            if limit is not None:
+                reason += f" ({limit} bytes)"
+        super().__init__(reason)
+        self.size = size
+        self.limit = limit
 
 
 class Capabilities(msgspec.Struct, frozen=True):
@@ -112,7 +129,10 @@ class AdapterContext:
 
     `dropped(kind)` is for the operator's metrics: call it once for each visitor message the channel's config
     tells the adapter not to forward (an ignored group message or edit), with the message's kind (`text`,
-    `file`, `button`, `edit`, `other`)."""
+    `file`, `button`, `edit`, `other`).
+
+    `fetcher` is how an adapter downloads a URL itself (an agent's file its messenger wants uploaded): it
+    refuses addresses inside the bridge's network unless the operator allow-listed them (`bridge.fetch`)."""
 
     channel_id: str
     submit: InboundCallback
@@ -122,6 +142,7 @@ class AdapterContext:
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("bridge.adapter"))
     extra: dict[str, Any] = field(default_factory=dict)
     dropped: Callable[[str], None] = _uncounted
+    fetcher: SafeFetcher = field(default_factory=SafeFetcher)
 
     def public_route_url(self, path: str) -> str | None:
         """The public URL of one of the adapter's own routes, or None when no public URL is configured."""

@@ -18,6 +18,7 @@ from litestar.exceptions import HTTPException
 from bridge.adapter import Adapter, AdapterContext, NotTakenOver
 from bridge.config import Config, adapter_settings, reply_base_url, secret_values
 from bridge.core import Bridge, Channel
+from bridge.fetch import SafeFetcher
 from bridge.file_routes import file_routes
 from bridge.files import FileUrlSigner, new_signing_key
 from bridge.handoff import Handoff
@@ -157,6 +158,8 @@ def create_app(
         handoff = build_handoff(config)
     metrics = Metrics(backlog=handoff.status, channels=[c.id for c in config.channels])
     runtime = BridgeRuntime(config, store, platform, handoff, metrics)
+    # One guard for every adapter that downloads an agent's file itself (bridge/fetch.py).
+    fetcher = SafeFetcher.from_config(config.files)
     routers: list[Any] = []
     for channel_config in config.channels:
         adapter_cls = adapters[channel_config.adapter_type]
@@ -168,6 +171,7 @@ def create_app(
             route_prefix=f"/channels/{channel_config.id}",
             logger=logging.getLogger(f"bridge.adapter.{channel_config.id}"),
             dropped=metrics.dropped_counter(channel_config.id),
+            fetcher=fetcher,
         )
         adapter = adapter_cls(adapter_settings(channel_config, adapter_cls), context)
         runtime.channels[channel_config.id] = Channel(config=channel_config, adapter=adapter)
@@ -184,6 +188,7 @@ def create_app(
                 runtime.signer_or_fail,
                 {cid: ch.adapter for cid, ch in runtime.channels.items()},
                 int(config.files.max_size_mb * 1024 * 1024),
+                metrics=metrics,
             ),
             *health_routes(runtime.readiness),
             *metrics_routes(metrics, config.metrics.token),

@@ -7,6 +7,7 @@ one round instead of one error per restart. The machinery lives in `bridge._conf
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -119,6 +120,26 @@ class FilesConfig(_Strict):
     signing_key: str | None = None
     url_ttl: float = 7 * 24 * 3600.0
     max_size_mb: float = 20.0
+    # Networks (CIDR) the bridge may download from although they are not public (see bridge/fetch.py).
+    allow_private_networks: list[str] = msgspec.field(default_factory=list)
+    # Seconds per network operation, seconds for a whole download, and redirects followed, when the bridge
+    # itself downloads a URL (an agent's file to upload).
+    fetch_timeout: float = 10.0
+    fetch_deadline: float = 120.0
+    fetch_max_redirects: int = 5
+
+    def __post_init__(self) -> None:
+        if self.fetch_timeout <= 0 or self.fetch_deadline <= 0:
+            raise ValueError("fetch_timeout and fetch_deadline must be positive")
+        if self.fetch_max_redirects < 0:
+            raise ValueError("fetch_max_redirects must not be negative")
+        for cidr in self.allow_private_networks:
+            try:
+                ipaddress.ip_network(cidr.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"allow_private_networks: {cidr!r} is not an IP network in CIDR notation (e.g. 10.0.0.0/8)"
+                ) from None
 
 
 class LoggingConfig(_Strict):

@@ -165,7 +165,7 @@ class Bridge:
     def _file_url(self, channel_id: str, file: InboundFile) -> str:
         if self.file_urls is not None:
             return self.file_urls.sign(
-                channel_id, file.file_ref, name=file.name, content_type=file.content_type
+                channel_id, file.file_ref, name=file.name, content_type=file.content_type, size=file.size
             )
         if file.url:
             return file.url

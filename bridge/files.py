@@ -24,7 +24,11 @@ class TokenInvalid(Exception):
 
 
 class TokenExpired(Exception):
-    pass
+    """A genuine link past its expiry; `claim` says whose file it was (for logs and metrics)."""
+
+    def __init__(self, message: str, claim: FileClaim | None = None) -> None:
+        super().__init__(message)
+        self.claim = claim
 
 
 class FileClaim(msgspec.Struct, array_like=True, frozen=True):
@@ -33,6 +37,8 @@ class FileClaim(msgspec.Struct, array_like=True, frozen=True):
     expires_at: int
     name: str = ""
     content_type: str = ""
+    # The size the messenger announced (0: unknown), so a file over the limit is refused without fetching it.
+    size: int = 0
 
 
 _encode_claim = msgspec.msgpack.Encoder().encode
@@ -63,9 +69,11 @@ class FileUrlSigner:
     def _mac(self, body: bytes) -> bytes:
         return hmac.new(self._key, body, hashlib.sha256).digest()
 
-    def sign(self, channel_id: str, file_ref: str, *, name: str = "", content_type: str = "") -> str:
+    def sign(
+        self, channel_id: str, file_ref: str, *, name: str = "", content_type: str = "", size: int = 0
+    ) -> str:
         """The public URL of one file; valid for the configured TTL."""
-        claim = FileClaim(channel_id, file_ref, int(self._clock() + self._ttl), name, content_type)
+        claim = FileClaim(channel_id, file_ref, int(self._clock() + self._ttl), name, content_type, size)
         body = _encode_claim(claim)
         return f"{self._base}/files/{_b64(body)}.{_b64(self._mac(body))}"
 
@@ -82,5 +90,5 @@ class FileUrlSigner:
         except msgspec.DecodeError:
             raise TokenInvalid("malformed token") from None
         if claim.expires_at < self._clock():
-            raise TokenExpired("link expired")
+            raise TokenExpired("link expired", claim)
         return claim

@@ -145,6 +145,15 @@ class Metrics:
             ["channel", "reason"],
             registry=registry,
         )
+        self.files_refused = Counter(
+            f"{PREFIX}_files_refused_total",
+            "File links answered with an error instead of the file: too_large (413, over the bridge's or the "
+            "messenger's download limit), gone (404, the messenger no longer has it), expired (410), invalid "
+            "(403, tampered or signed by another key; no channel label), unknown_channel (404), unavailable "
+            "(502, the messenger did not answer).",
+            ["channel", "reason"],
+            registry=registry,
+        )
         self.http_requests = Counter(
             f"{PREFIX}_http_requests_total",
             "HTTP requests by route template, method and status.",
@@ -172,6 +181,8 @@ class Metrics:
                 self.rate_limited.labels(channel, direction)
             for reason in ("unknown_kind", "other_method"):
                 self.replies_ignored.labels(channel, reason)
+            for reason in ("too_large", "gone"):
+                self.files_refused.labels(channel, reason)
 
     # ------------------------------------------------------------------ counting
 
@@ -211,6 +222,10 @@ class Metrics:
 
     def count_reply_ignored(self, channel: str, reason: str) -> None:
         self.replies_ignored.labels(channel, reason).inc()
+
+    def count_file_refused(self, channel: str, reason: str) -> None:
+        """One file link answered with an error; `channel` is empty when the link did not say (tampered)."""
+        self.files_refused.labels(channel, reason).inc()
 
     def observe_http(self, route: str, method: str, status: int, seconds: float) -> None:
         self.http_requests.labels(route, method, str(status)).inc()

@@ -27,7 +27,7 @@ from telegram.request import HTTPXRequest
 
 from adapters.telegram.config import TelegramConfig
 from adapters.telegram.convert import CALLBACK_TOKEN_PREFIX, ConvertOptions, convert_update
-from adapters.telegram.files import open_telegram_file
+from adapters.telegram.files import CLOUD_DOWNLOAD_LIMIT, open_telegram_file
 from adapters.telegram.limits import Clock, SendLimiter, TelegramRateLimiter
 from adapters.telegram.redact import SecretRedactor
 from adapters.telegram.send import MAX_BUTTONS, MAX_BUTTONS_PER_ROW, MAX_TEXT, TelegramSender
@@ -104,7 +104,9 @@ class TelegramAdapter(Adapter[TelegramConfig]):
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(self.config.request_timeout, connect=self.config.connect_timeout)
         )
-        self._sender = TelegramSender(app.bot, self.config, self.context.kv, self.log, self.stats)
+        self._sender = TelegramSender(
+            app.bot, self.config, self.context.kv, self.log, self.stats, fetcher=self.context.fetcher
+        )
         if self.mode == "webhook":
             url = self.context.public_route_url(WEBHOOK_PATH)
             if url is None:
@@ -321,7 +323,9 @@ class TelegramAdapter(Adapter[TelegramConfig]):
     async def do_open_file(self, file_ref: str) -> FileDownload:
         if self._http is None:
             raise AdapterError("the Telegram adapter is not started")
-        return await open_telegram_file(self.bot, self._http, file_ref)
+        # The cloud Bot API refuses downloads over 20 MB; a local Bot API server (api_base_url) has no limit.
+        limit = None if self.config.api_base_url else CLOUD_DOWNLOAD_LIMIT
+        return await open_telegram_file(self.bot, self._http, file_ref, limit=limit)
 
 
 def _parse_update(data: dict[str, Any], bot: Bot) -> Update | dict[str, Any]:

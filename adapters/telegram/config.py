@@ -26,7 +26,9 @@ class TelegramConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     groups: Literal["ignore", "chat"] = "ignore"
     edits: Literal["forward", "ignore"] = "forward"
     edit_marker: str = "(edited) "
-    files_as: Literal["native", "link"] = "native"
+    # native: Telegram fetches the agent's file URL itself; link: the URL is sent as text; upload: the bridge
+    # downloads the file through its SSRF guard (`bridge.fetch`) and uploads it, for URLs Telegram cannot reach.
+    files_as: Literal["native", "link", "upload"] = "native"
     # Sent with a keyboard that arrives without text and cannot be attached to the previous message.
     keyboard_prompt: str = "Please choose:"
     # A keyboard without text is attached to the bot's last message when that is at most this old.

@@ -309,11 +309,11 @@ def button_rows(
     return markups
 
 
-def file_kind(file: OutboundFile, files_as: Literal["native", "link"]) -> FileKind | None:
-    """The Bot API method family for a file by URL, or None to send it as a link.
+def file_kind(file: OutboundFile, files_as: Literal["native", "link", "upload"]) -> FileKind | None:
+    """The Bot API method family for a file by URL or uploaded, or None to send it as a link.
 
     Telegram fetches photos, mp4 videos and mp3/m4a audio by URL; anything else goes as a document (which
-    Telegram may still refuse, in which case the adapter falls back to the link).
+    Telegram may still refuse, in which case the adapter falls back to the link). Uploads use the same families.
     """
     if files_as == "link":
         return None

@@ -14,20 +14,30 @@ import httpx
 from telegram import Bot
 from telegram.error import BadRequest, TelegramError
 
-from bridge.adapter import AdapterError, FileDownload, FileGone
+from bridge.adapter import AdapterError, FileDownload, FileGone, FileTooLarge
 
-__all__ = ["open_telegram_file"]
+__all__ = ["CLOUD_DOWNLOAD_LIMIT", "open_telegram_file"]
 
 _CHUNK = 64 * 1024
+# What the public Bot API lets a bot download; a local Bot API server has no such limit.
+CLOUD_DOWNLOAD_LIMIT = 20 * 1024 * 1024
 
 
-async def open_telegram_file(bot: Bot, http: httpx.AsyncClient, file_ref: str) -> FileDownload:
+async def open_telegram_file(
+    bot: Bot, http: httpx.AsyncClient, file_ref: str, *, limit: int | None = CLOUD_DOWNLOAD_LIMIT
+) -> FileDownload:
+    """The file behind `file_ref`, streamed. `limit` is the Bot API server's download limit, when known: the
+    file proxy tells the agent about it when Telegram refuses a file as too big."""
     try:
         tg_file = await bot.get_file(file_ref)
     except BadRequest as exc:
         if "too big" in exc.message.lower():
-            raise FileGone(
-                "the file is larger than the Bot API serves (20 MB); set api_base_url to a local Bot API server"
+            shown = f" ({limit // (1024 * 1024)} MB)" if limit else ""
+            raise FileTooLarge(
+                None,
+                limit,
+                f"the file is larger than the Bot API lets a bot download{shown}; a local Bot API server "
+                "(the channel's api_base_url) lifts the limit",
             ) from None
         raise FileGone(f"Telegram does not have this file: {exc.message}") from None
     except TelegramError as exc:

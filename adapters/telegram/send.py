@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 import msgspec
-from telegram import Bot, InlineKeyboardMarkup
+from telegram import Bot, InlineKeyboardMarkup, InputFile
 from telegram import Message as TgMessage
 from telegram.error import (
     BadRequest,
@@ -35,7 +35,9 @@ from adapters.telegram.convert import (
     link_text,
 )
 from adapters.telegram.limits import RateLimited, retry_after_seconds
+from adapters.telegram.upload import Upload, download_for_upload
 from bridge.adapter import KeyValue, PermanentSendError, RetryableSendError
+from bridge.fetch import FetchFailed, FetchRefused, SafeFetcher
 from bridge.messages import Button, Outbound, OutboundFile, OutboundKeyboard, OutboundText
 from bridge.text import split_text, text_length
 
@@ -86,8 +88,10 @@ class TelegramSender:
         stats: Counter[str],
         *,
         wall_clock: Callable[[], float] = time.time,
+        fetcher: SafeFetcher | None = None,
     ) -> None:
         self.bot = bot
+        self.fetcher = fetcher or SafeFetcher()
         self.config = config
         self.kv = kv
         self.log = log
@@ -267,20 +271,44 @@ class TelegramSender:
         if kind is None:
             await self._send_parts(chat_id, message_id, [(link_text(content), None)])
             return
+        media: str | InputFile = content.url
+        if self.config.files_as == "upload":
+            upload = await self._download(chat_id, content)
+            if upload is None:
+                await self._send_parts(chat_id, message_id, [(link_text(content), None)])
+                return
+            kind, media = upload.kind, upload.file
         try:
             if kind == "photo":
-                sent = await self.bot.send_photo(chat_id=chat_id, photo=content.url)
+                sent = await self.bot.send_photo(chat_id=chat_id, photo=media)
             elif kind == "video":
-                sent = await self.bot.send_video(chat_id=chat_id, video=content.url)
+                sent = await self.bot.send_video(chat_id=chat_id, video=media)
             elif kind == "audio":
-                sent = await self.bot.send_audio(chat_id=chat_id, audio=content.url)
+                sent = await self.bot.send_audio(chat_id=chat_id, audio=media)
             else:
-                sent = await self.bot.send_document(chat_id=chat_id, document=content.url)
+                sent = await self.bot.send_document(chat_id=chat_id, document=media)
         except BadRequest as exc:
-            if not url_refused(exc):
+            if not isinstance(media, str) or not url_refused(exc):
                 raise
             self.stats["file_as_link"] += 1
             self.log.info("telegram refused a file URL; sending the link", extra={"chat": chat_id})
             await self._send_parts(chat_id, message_id, [(link_text(content), None)])
             return
         await self._after_send(chat_id, message_id, 1, sent, False)
+
+    async def _download(self, chat_id: int, content: OutboundFile) -> Upload | None:
+        """The agent's file for an upload; None when it must go as a link instead (the guard refused it, or
+        the server will not serve it). A passing failure (timeout, 5xx) is retried by the queue."""
+        try:
+            return await download_for_upload(self.fetcher, content)
+        except FetchRefused as exc:
+            self.stats["file_refused"] += 1
+            self.log.warning("agent file not uploaded; sending its link", extra={"chat": chat_id, "reason": exc.reason})
+            return None
+        except FetchFailed as exc:
+            if exc.retryable:
+                raise RetryableSendError(f"the agent's file could not be downloaded: {exc.reason}") from exc
+            self.stats["file_as_link"] += 1
+            self.log.warning("agent file not downloadable; sending its link", extra={"chat": chat_id,
+                                                                                    "reason": exc.reason})
+            return None

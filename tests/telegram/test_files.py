@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.telegram import TelegramAdapter
-from bridge.adapter import AdapterError, FileGone
+from bridge.adapter import AdapterError, FileGone, FileTooLarge
 from bridge.testing.telegram import FakeTelegram
 
 
@@ -43,7 +43,7 @@ async def test_lost_download_is_gone(tg: FakeTelegram, adapter: TelegramAdapter)
 async def test_too_big_file_names_the_remedy(tg: FakeTelegram, adapter: TelegramAdapter) -> None:
     tg.max_download_size = 10
     tg.add_file("big", b"x" * 11)
-    with pytest.raises(FileGone, match="api_base_url"):
+    with pytest.raises(FileTooLarge, match="api_base_url"):
         await adapter.open_file("big")
 
 
