@@ -21,6 +21,8 @@ from bridge.config import ChannelConfig
 from bridge.core import Bridge, UnknownChat
 from bridge.logs import log_context, new_correlation_id
 from bridge.protocol import OkBody, ProtocolError, decode_send_message, encode, error_body
+from bridge.queue.base import QueueError
+from bridge.store.base import StoreError
 
 __all__ = ["health_routes", "reply_routes"]
 
@@ -118,6 +120,10 @@ def reply_routes(bridge: Bridge, channels: dict[str, ChannelConfig]) -> list[Any
             )
         except UnknownChat:
             return _error(404, "unknown_chat", f"chat_id {request_data.chat_id} is not a chat of this channel")
+        except (StoreError, QueueError) as exc:
+            # Not taken over: the platform must see a failure so that the reply is not believed delivered.
+            log.error("reply not taken over", extra={"channel": channel_id, "reason": str(exc)})
+            return _error(503, "unavailable", "the bridge could not store the reply right now; retry later")
         if result.unknown_kind is not None:
             log.warning("reply of an unknown kind was not delivered",
                         extra={"channel": channel_id, "chat_id": request_data.chat_id, "kind": result.unknown_kind})

@@ -244,3 +244,10 @@ async def test_health_and_readiness(bridge: Bridge) -> None:
         assert report["checks"]["adapter:hdr"]["status"] == "ok"
         r = await client.get(f"{bridge.url}/no/such/path")
         assert r.status_code == 404 and r.json()["error"] == "not_found"
+
+
+async def test_store_failure_is_503_not_ok(bridge: Bridge) -> None:
+    await bridge.runtime.store.close()  # the store goes away under a running bridge
+    r = await post(f"{bridge.url}/channels/hdr/send_message", text(bridge.chat_hdr), AUTH)
+    assert r.status_code == 503
+    assert r.json()["error"] == "unavailable"
