@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 import time
@@ -54,7 +55,7 @@ INBOUND_TOKEN = "inbound-token-faults-0b9d3f61"
 CALLBACK_SECRET = "callback-secret-faults-77c0a2"
 SIGNING_KEY = "test-signing-key-0123456789"
 # Short retries and a short lease: a crashed process's work goes round again within about a second.
-FAST_DELIVERY: dict[str, Any] = {"retry_schedule": [0, 0.2, 0.5, 1], "jitter": 0.1, "lease": 1.5, "workers": 4,
+FAST_DELIVERY: dict[str, Any] = {"retry_schedule": [0, 0.2, 0.5, 1], "jitter": 0.1, "lease": 2.0, "workers": 4,
                                  "shutdown_grace": 2}
 START_TIMEOUT = 30.0
 
@@ -107,7 +108,8 @@ def bridge_config(
         "store": {"url": store_url},
         "delivery": {**FAST_DELIVERY, **delivery},
         "files": {"signing_key": SIGNING_KEY},
-        "logging": {"level": "INFO", "format": "console"},
+        # BRIDGE_FAULTS_LOG_LEVEL=DEBUG shows everything the processes did in a failed test's output.
+        "logging": {"level": os.environ.get("BRIDGE_FAULTS_LOG_LEVEL", "INFO"), "format": "console"},
         "channels": list(channels),
     }
 
