@@ -42,13 +42,16 @@ class DemoError(Exception):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, default=Path("data/demo"),
-                        help="folder for the demo's SQLite store (default: ./data/demo)")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="loopback address both servers listen on (default: 127.0.0.1)")
+    parser.add_argument(
+        "--data", type=Path, default=Path("data/demo"), help="folder for the demo's SQLite store (default: ./data/demo)"
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="loopback address both servers listen on (default: 127.0.0.1)"
+    )
     parser.add_argument("--port", type=int, default=8080, help="the bridge's port (default: 8080; 0 = any free port)")
-    parser.add_argument("--emulator-port", type=int, default=0,
-                        help="the platform emulator's port (default: any free port)")
+    parser.add_argument(
+        "--emulator-port", type=int, default=0, help="the platform emulator's port (default: any free port)"
+    )
     parser.add_argument("--script", type=Path, help="YAML script replacing the emulated agent's default one")
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
 
@@ -138,8 +141,15 @@ def _server(app: Any, log_level: str) -> uvicorn.Server:
             yield
 
     return _Server(
-        uvicorn.Config(app, log_config=None, log_level=log_level, access_log=False, lifespan="on",
-                       server_header=False, timeout_graceful_shutdown=5)
+        uvicorn.Config(
+            app,
+            log_config=None,
+            log_level=log_level,
+            access_log=False,
+            lifespan="on",
+            server_header=False,
+            timeout_graceful_shutdown=5,
+        )
     )
 
 
@@ -169,8 +179,11 @@ def _build(args: argparse.Namespace) -> _Servers:
     bridge_url, emulator_url = _url(args.host, bridge_sock), _url(args.host, emulator_sock)
     platform_token, reply_token = secrets.token_hex(16), secrets.token_hex(16)
     emulator_config = EmulatorConfig(
-        channels=[EmulatorChannel(token=platform_token, reply_url=f"{bridge_url}/channels/{CHANNEL_ID}",
-                                  reply_token=reply_token)],
+        channels=[
+            EmulatorChannel(
+                token=platform_token, reply_url=f"{bridge_url}/channels/{CHANNEL_ID}", reply_token=reply_token
+            )
+        ],
         public_url=emulator_url,
     )
     if script is not None:
