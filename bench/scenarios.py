@@ -104,6 +104,7 @@ def _bridge_config(bench: Bench, port: int, store_url: str) -> dict[str, Any]:
 def _start_bridge(bench: Bench, backend: str, name: str) -> tuple[Server, str, str]:
     """A fresh bridge on a fresh store; returns the server, its webhook URL and its Redis prefix (or "")."""
     port = free_port()
+    name = f"{name}-{secrets.token_hex(3)}"  # runs share the work folder: never reuse a database
     prefix = ""
     if backend == "redis":
         prefix = f"bench-{secrets.token_hex(6)}"

@@ -91,6 +91,7 @@ class DurableHandoff(Handoff):
         self._wake = asyncio.Event()
         self._stopping = False
         self._stopped = False
+        self._ready_probe: asyncio.Future[float | None] | None = None
 
     @classmethod
     def from_config(cls, queue: Queue, config: DeliveryConfig, **overrides: float) -> DurableHandoff:
@@ -130,6 +131,8 @@ class DurableHandoff(Handoff):
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
         self._tasks = []
+        if self._ready_probe is not None:
+            self._ready_probe.cancel()
         await self.queue.close()
 
     async def submit(self, items: list[Item]) -> int:
@@ -188,7 +191,13 @@ class DurableHandoff(Handoff):
                 await self._sleep(wake, min(self.poll_interval * 2**failures, 5.0))
 
     async def _idle_for(self) -> float:
-        ready_at = await self.queue.next_ready_at()
+        # Every submit wakes every idle worker; those that found nothing to claim share one look at the queue
+        # instead of one query (a thread hop or a round trip) each.
+        probe = self._ready_probe
+        if probe is None or probe.done():
+            probe = self._ready_probe = asyncio.ensure_future(self.queue.next_ready_at())
+            probe.add_done_callback(_consume_error)  # its waiters may all have been cancelled meanwhile
+        ready_at = await asyncio.shield(probe)
         if ready_at is None:
             return self.poll_interval
         return min(max(ready_at - self._clock(), 0.005), self.poll_interval)
@@ -277,6 +286,11 @@ class DurableHandoff(Handoff):
             await asyncio.wait_for(
                 self.queue.retry_at(claim, self._clock(), "delivery interrupted by shutdown"), 2.0
             )
+
+
+def _consume_error(future: asyncio.Future[float | None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _describe(claim: Claim) -> str:

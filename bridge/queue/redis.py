@@ -51,7 +51,7 @@ from secrets import token_hex
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from bridge.handoff import DeliveryStatus, Direction, Item
 from bridge.queue import redis_scripts
@@ -61,6 +61,7 @@ from bridge.queue.batching import GroupCommit
 
 __all__ = ["RedisQueue"]
 
+_SCRIPT_NAMES = ("PUT", "CLAIM", "EXTEND", "ACK", "RETRY", "DEAD_LETTER", "REPLAY", "DROP")
 _STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 
 
@@ -105,7 +106,7 @@ class RedisQueue(Queue):
         self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{token_hex(4)}"
         self._p = f"{prefix}:q"
         self._redis: aioredis.Redis | None = None
-        self._scripts: dict[str, Any] = {}
+        self._shas: dict[str, str] = {}
         # Every script call goes through one group commit: calls made while a pipeline is in flight (puts of
         # concurrent requests, claims and acks of concurrent workers) share the next round trip.
         self._calls: GroupCommit[_ScriptCall, Any] = GroupCommit(self._flush_calls)
@@ -128,9 +129,22 @@ class RedisQueue(Queue):
         except RedisError as exc:
             await client.aclose()
             raise QueueError(f"cannot reach the queue's Redis: {exc}") from exc
-        for name in ("PUT", "CLAIM", "EXTEND", "ACK", "RETRY", "DEAD_LETTER", "REPLAY", "DROP"):
-            self._scripts[name] = client.register_script(getattr(redis_scripts, name))
         self._redis = client
+        try:
+            await self._load_scripts()
+        except QueueError:
+            self._redis = None
+            await client.aclose()
+            raise
+
+    async def _load_scripts(self) -> None:
+        """Load every script once (again after Redis lost them, e.g. on a restart): pipelines then call them
+        by hash, without redis-py's SCRIPT EXISTS round trip before each pipeline."""
+        try:
+            for name in _SCRIPT_NAMES:
+                self._shas[name] = await self._client.script_load(getattr(redis_scripts, name))
+        except RedisError as exc:
+            raise QueueError(f"cannot load the queue's scripts into Redis: {exc}") from exc
 
     async def close(self) -> None:
         await self._calls.wait_idle()
@@ -152,16 +166,26 @@ class RedisQueue(Queue):
 
     async def _flush_calls(self, calls: list[_ScriptCall]) -> list[Any]:
         try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for script, args in calls:
-                    await self._scripts[script](args=[self._p, *args], client=pipe)
-                results: list[Any] = await pipe.execute(raise_on_error=False)
+            results = await self._pipeline(calls)
+            missing = [n for n, result in enumerate(results) if isinstance(result, NoScriptError)]
+            if missing:
+                # Redis restarted or flushed its scripts: those calls did not run, so running them again is safe.
+                await self._load_scripts()
+                for n, result in zip(missing, await self._pipeline([calls[n] for n in missing]), strict=True):
+                    results[n] = result
         except RedisError as exc:
             raise QueueError(f"the queue's Redis failed: {exc}") from exc
         return [
             QueueError(f"the queue's Redis failed: {result}") if isinstance(result, Exception) else result
             for result in results
         ]
+
+    async def _pipeline(self, calls: list[_ScriptCall]) -> list[Any]:
+        async with self._client.pipeline(transaction=False) as pipe:
+            for script, args in calls:
+                pipe.evalsha(self._shas[script], 0, self._p, *args)
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+        return results
 
     # ------------------------------------------------------------------ producers
 

@@ -9,9 +9,32 @@ import msgspec
 
 from bridge.protocol import VisitorFields
 
-__all__ = ["check_ttl", "merge_visitor", "redact_url"]
+__all__ = ["ChatIdCache", "check_ttl", "merge_visitor", "redact_url"]
 
 _SECRET_PARAMS = frozenset({"password", "pass", "passwd", "token", "secret"})
+
+
+class ChatIdCache:
+    """Chat ids this process already looked up, so a known chat costs no store round trip.
+
+    Safe to keep without expiry because a chat's id never changes and is never reused (see `Store`). Bounded:
+    beyond `size` chats the oldest entry is forgotten and simply looked up again when needed.
+    """
+
+    def __init__(self, size: int = 50_000) -> None:
+        if size < 1:
+            raise ValueError("the chat id cache needs room for at least one chat")
+        self._size = size
+        self._ids: dict[tuple[str, str], int] = {}
+
+    def get(self, channel_id: str, native_chat_id: str) -> int | None:
+        return self._ids.get((channel_id, native_chat_id))
+
+    def put(self, channel_id: str, native_chat_id: str, chat_id: int) -> int:
+        if len(self._ids) >= self._size:
+            del self._ids[next(iter(self._ids))]
+        self._ids[(channel_id, native_chat_id)] = chat_id
+        return chat_id
 
 
 def merge_visitor(stored: VisitorFields, update: VisitorFields) -> VisitorFields:

@@ -28,7 +28,7 @@ from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
 from bridge.protocol import VisitorFields
-from bridge.store._shared import check_ttl, redact_url
+from bridge.store._shared import ChatIdCache, check_ttl, redact_url
 from bridge.store.base import ChatRecord, Store, StoreError
 
 __all__ = ["RedisStore"]
@@ -80,6 +80,7 @@ class RedisStore(Store):
         self.timeout = timeout
         self.max_connections = max_connections
         self._client: aioredis.Redis | None = None
+        self._chat_ids = ChatIdCache()
 
     def __repr__(self) -> str:
         return f"RedisStore({redact_url(self.url)!r}, prefix={self.prefix!r})"
@@ -147,9 +148,12 @@ class RedisStore(Store):
     # ------------------------------------------------------------------ chat ids
 
     async def chat_id_for(self, channel_id: str, native_chat_id: str) -> int:
+        known = self._chat_ids.get(channel_id, native_chat_id)
+        if known is not None:
+            return known
         keys = [self._key("chat", _part(channel_id), _part(native_chat_id)), self._key("seq")]
         result = await self._script(_ALLOCATE, keys, [channel_id, native_chat_id, self._key("chatid", "")])
-        return int(result)
+        return self._chat_ids.put(channel_id, native_chat_id, int(result))
 
     async def chat_by_id(self, chat_id: int) -> ChatRecord | None:
         with self._errors():

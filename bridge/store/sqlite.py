@@ -18,7 +18,7 @@ import anyio.to_thread
 import msgspec
 
 from bridge.protocol import VisitorFields
-from bridge.store._shared import check_ttl, merge_visitor
+from bridge.store._shared import ChatIdCache, check_ttl, merge_visitor
 from bridge.store.base import ChatRecord, Store, StoreError
 from bridge.store.migrations import Migrations, connect, migrate, sql, transaction
 
@@ -91,6 +91,7 @@ class SqliteStore(Store):
         self._conn: sqlite3.Connection | None = None
         self._limiter: anyio.CapacityLimiter | None = None
         self._next_purge = 0.0
+        self._chat_ids = ChatIdCache()
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
@@ -156,6 +157,10 @@ class SqliteStore(Store):
     # ------------------------------------------------------------------ chat ids
 
     async def chat_id_for(self, channel_id: str, native_chat_id: str) -> int:
+        known = self._chat_ids.get(channel_id, native_chat_id)
+        if known is not None:
+            return known
+
         def allocate(conn: sqlite3.Connection) -> int:
             found = _chat_id(conn, channel_id, native_chat_id)
             if found is not None:
@@ -170,7 +175,7 @@ class SqliteStore(Store):
                 raise StoreError(f"chat {channel_id}/{native_chat_id} vanished while being allocated")
             return allocated
 
-        return await self._run(allocate)
+        return self._chat_ids.put(channel_id, native_chat_id, await self._run(allocate))
 
     async def chat_by_id(self, chat_id: int) -> ChatRecord | None:
         def lookup(conn: sqlite3.Connection) -> ChatRecord | None:
@@ -204,13 +209,23 @@ class SqliteStore(Store):
     async def save_visitor(
         self, channel_id: str, native_user_id: str, fields: VisitorFields
     ) -> VisitorFields:
+        def read(conn: sqlite3.Connection) -> tuple[VisitorFields, bool]:
+            row = conn.execute(
+                "SELECT fields FROM visitors WHERE channel_id = ? AND native_user_id = ?",
+                (channel_id, native_user_id),
+            ).fetchone()
+            stored = _visitor.decode(row[0]) if row else VisitorFields()
+            merged = merge_visitor(stored, fields)
+            return merged, row is not None and merged == stored
+
         def merge(conn: sqlite3.Connection) -> VisitorFields:
+            # Most messages come from a visitor whose profile has not changed: then there is nothing to write
+            # (and no fsync to wait for), which a plain read tells without taking the write lock.
+            merged, unchanged = read(conn)
+            if unchanged:
+                return merged
             with transaction(conn):
-                row = conn.execute(
-                    "SELECT fields FROM visitors WHERE channel_id = ? AND native_user_id = ?",
-                    (channel_id, native_user_id),
-                ).fetchone()
-                merged = merge_visitor(_visitor.decode(row[0]) if row else VisitorFields(), fields)
+                merged, _ = read(conn)
                 conn.execute(
                     "INSERT INTO visitors (channel_id, native_user_id, fields, updated_at) "
                     "VALUES (?, ?, ?, ?) "
