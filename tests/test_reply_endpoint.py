@@ -162,9 +162,10 @@ async def test_bad_request(bridge: Bridge, body: bytes, desc_part: str) -> None:
 
 
 async def test_unknown_chat(bridge: Bridge) -> None:
-    r = await post(f"{bridge.url}/channels/hdr/send_message", text(999_999), AUTH)
-    assert r.status_code == 404
-    assert r.json()["error"] == "unknown_chat"
+    for chat_id in (999_999, -1, 10**30):  # the last one fits no database integer
+        r = await post(f"{bridge.url}/channels/hdr/send_message", text(chat_id), AUTH)
+        assert r.status_code == 404
+        assert r.json()["error"] == "unknown_chat"
     # A chat of another channel is unknown here too.
     r = await post(f"{bridge.url}/channels/hdr/send_message", text(bridge.chat_sec), AUTH)
     assert (r.status_code, r.json()["error"]) == (404, "unknown_chat")

@@ -26,6 +26,10 @@ __all__ = ["STORE_MIGRATIONS", "SqliteStore"]
 
 T = TypeVar("T")
 
+# The range of an SQLite INTEGER: a chat id outside it (a platform or a client can send any JSON number) is no
+# chat of ours, and sqlite3 would raise OverflowError on it rather than find nothing.
+_CHAT_ID_RANGE = range(-(2**63), 2**63)
+
 STORE_MIGRATIONS = Migrations(
     component="store",
     steps=(
@@ -178,6 +182,9 @@ class SqliteStore(Store):
         return self._chat_ids.put(channel_id, native_chat_id, await self._run(allocate))
 
     async def chat_by_id(self, chat_id: int) -> ChatRecord | None:
+        if chat_id not in _CHAT_ID_RANGE:
+            return None
+
         def lookup(conn: sqlite3.Connection) -> ChatRecord | None:
             row = conn.execute(
                 "SELECT channel_id, native_chat_id, adapter_data FROM chats WHERE chat_id = ?", (chat_id,)
@@ -194,6 +201,8 @@ class SqliteStore(Store):
         return await self._run(lookup)
 
     async def set_chat_data(self, chat_id: int, adapter_data: dict[str, str]) -> None:
+        if chat_id not in _CHAT_ID_RANGE:
+            raise KeyError(chat_id)
         encoded = msgspec.json.encode(adapter_data).decode()
 
         def update(conn: sqlite3.Connection) -> int:

@@ -97,6 +97,9 @@ async def test_chat_by_id_finds_the_chat_and_none_for_unknown_ids(store: Store) 
     )
     assert await store.chat_by_id(chat_id + 1000) is None
     assert await store.chat_by_id(0) is None
+    # Any integer a caller sends is a question with an answer, even one no database column can hold.
+    assert await store.chat_by_id(-1) is None
+    assert await store.chat_by_id(10**30) is None
 
 
 async def test_set_chat_data_replaces_the_adapter_data(store: Store) -> None:
@@ -115,6 +118,8 @@ async def test_set_chat_data_of_an_unknown_chat_raises_key_error(store: Store) -
     chat_id = await store.chat_id_for("tg", "9")
     with pytest.raises(KeyError):
         await store.set_chat_data(chat_id + 1000, {"a": "1"})
+    with pytest.raises(KeyError):
+        await store.set_chat_data(10**30, {"a": "1"})
     assert await store.chat_by_id(chat_id + 1000) is None
 
 
