@@ -17,9 +17,9 @@ HELP = "Run a local emulator of the platform (its webhook plus a scripted agent 
 
 _EPILOG = """\
 examples:
-  omnichannel-bridge emulator --token T --reply-url http://127.0.0.1:8080/platform/demo --reply-token S
-  omnichannel-bridge emulator --channel T1 http://127.0.0.1:8080/p/one \
-                              --channel T2 http://127.0.0.1:8080/p/two S2
+  omnichannel-bridge emulator --token T --reply-url http://127.0.0.1:8080/channels/demo --reply-token S
+  omnichannel-bridge emulator --channel T1 http://127.0.0.1:8080/channels/one/URL-SECRET \\
+                              --channel T2 http://127.0.0.1:8080/channels/two S2
   omnichannel-bridge emulator -c emulator.yaml
 
 The bridge's channel then uses webhook_url

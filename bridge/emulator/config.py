@@ -6,7 +6,7 @@ script file (relative to the config file) or the list of rules inline:
 ```yaml
 channels:
   - token: demo-token
-    reply_url: http://127.0.0.1:8080/platform/demo   # "Channel webhook: URL"; /send_message is appended
+    reply_url: http://127.0.0.1:8080/channels/demo   # "Channel webhook: URL"; /send_message is appended
     reply_token: s3cret                              # header mode; omit for secret-URL mode
 script: agent.yaml
 reply_delay: 0.2
