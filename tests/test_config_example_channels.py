@@ -12,6 +12,9 @@ import pytest
 
 from adapters.http import HttpAdapter
 from adapters.http.config import HttpConfig
+from adapters.telegram import TelegramAdapter
+from adapters.telegram.config import TelegramConfig
+from adapters.telegram.limits import RateLimits
 from adapters.webchat import WebchatAdapter
 from adapters.webchat.config import WebchatConfig
 from bridge.config import ConfigError, adapter_settings, load_config, webhook_token
@@ -92,3 +95,37 @@ def test_example_documents_every_adapter_key(channel_id: str, struct: type[msgsp
     block = uncommented(channel_id)
     for key in struct.__struct_fields__:
         assert re.search(rf"^ +(# )?{key}:", block, re.MULTILINE), f"{struct.__name__}.{key} is missing"
+
+
+def telegram_block_with_tuning_uncommented() -> str:
+    """The example's Telegram channel with its commented-out tuning keys (from `edit_marker:` on) uncommented,
+    as an operator who wants to change one of them would."""
+    lines = (REPO / "config.example.yaml").read_text(encoding="utf-8").splitlines()
+    start = lines.index("channels:")
+    end = next(i for i in range(start + 1, len(lines)) if not lines[i].strip())
+    block = lines[start:end]
+    first = next((i for i, line in enumerate(block) if line.strip().startswith("# edit_marker:")), None)
+    assert first is not None, "the Telegram channel's tuning keys (from edit_marker:) are not in the example"
+    keys = "|".join([*TelegramConfig.__struct_fields__, *RateLimits.__struct_fields__])
+    setting = re.compile(rf"^( +)# ((  )?({keys}):.*)$")
+    for i in range(first, len(block)):
+        found = setting.match(block[i])
+        if found:
+            block[i] = found.group(1) + found.group(2)
+    return "\n".join(block) + "\n"
+
+
+def test_example_documents_every_telegram_key_with_its_default(tmp_path: Path) -> None:
+    """Each key of the Telegram adapter's block (its rate limits included) is in the example, and uncommenting
+    the tuning keys gives a valid channel with exactly the defaults the example claims."""
+    text = telegram_block_with_tuning_uncommented()
+    for struct in (TelegramConfig, RateLimits):
+        for key in struct.__struct_fields__:
+            assert re.search(rf"^ +(# )?{key}:", text, re.MULTILINE), f"{struct.__name__}.{key} is missing"
+    path = tmp_path / "telegram.yaml"
+    path.write_text(text, encoding="utf-8")
+    env = {"PLATFORM_TOKEN": "telegram-platform-token-0123456789", "CHANNEL_TOKEN": "telegram-channel-token-012345",
+           "TELEGRAM_BOT_TOKEN": "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"}
+    [channel] = load_config(path, {"telegram": TelegramAdapter}, environ=env).channels
+    settings = adapter_settings(channel, TelegramAdapter)
+    assert settings == TelegramConfig(bot_token=env["TELEGRAM_BOT_TOKEN"])
