@@ -18,6 +18,7 @@ import anyio.to_thread
 import msgspec
 
 from bridge.protocol import VisitorFields
+from bridge.queue.batching import GroupCommit
 from bridge.store._shared import ChatIdCache, check_ttl, merge_visitor
 from bridge.store.base import ChatRecord, Store, StoreError
 from bridge.store.migrations import Migrations, connect, migrate, sql, transaction
@@ -71,6 +72,20 @@ STORE_MIGRATIONS = Migrations(
 _adapter_data = msgspec.json.Decoder(dict[str, str])
 _visitor = msgspec.json.Decoder(VisitorFields)
 
+_VisitorSave = tuple[str, str, VisitorFields]  # channel id, native user id, the fields the message brought
+
+
+def _merged_visitor(
+    conn: sqlite3.Connection, channel_id: str, native_user_id: str, fields: VisitorFields
+) -> tuple[VisitorFields, bool]:
+    """The stored profile with `fields` merged in, and whether that changes nothing already stored."""
+    row = conn.execute(
+        "SELECT fields FROM visitors WHERE channel_id = ? AND native_user_id = ?", (channel_id, native_user_id)
+    ).fetchone()
+    stored = _visitor.decode(row[0]) if row else VisitorFields()
+    merged = merge_visitor(stored, fields)
+    return merged, row is not None and merged == stored
+
 
 class SqliteStore(Store):
     """`path` is created with its parent folders on first `open()`.
@@ -96,6 +111,7 @@ class SqliteStore(Store):
         self._limiter: anyio.CapacityLimiter | None = None
         self._next_purge = 0.0
         self._chat_ids = ChatIdCache()
+        self._visitor_saves: GroupCommit[_VisitorSave, VisitorFields] = GroupCommit(self._flush_visitor_saves)
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
@@ -138,6 +154,7 @@ class SqliteStore(Store):
     async def close(self) -> None:
         if self._conn is None or self._limiter is None:
             return
+        await self._visitor_saves.wait_idle()
         async with self._limiter:  # waits for the call in flight
             conn, self._conn = self._conn, None
             if conn is not None:
@@ -218,23 +235,26 @@ class SqliteStore(Store):
     async def save_visitor(
         self, channel_id: str, native_user_id: str, fields: VisitorFields
     ) -> VisitorFields:
-        def read(conn: sqlite3.Connection) -> tuple[VisitorFields, bool]:
-            row = conn.execute(
-                "SELECT fields FROM visitors WHERE channel_id = ? AND native_user_id = ?",
-                (channel_id, native_user_id),
-            ).fetchone()
-            stored = _visitor.decode(row[0]) if row else VisitorFields()
-            merged = merge_visitor(stored, fields)
-            return merged, row is not None and merged == stored
+        if self._conn is None:
+            raise StoreError(f"{self!r} is not open")
+        return await self._visitor_saves.submit((channel_id, native_user_id, fields))
 
-        def merge(conn: sqlite3.Connection) -> VisitorFields:
+    async def _flush_visitor_saves(self, saves: list[_VisitorSave]) -> list[VisitorFields | BaseException]:
+        # Every inbound message saves its visitor: the saves of concurrent messages share one thread hop (each
+        # costly on a busy loop), while each is still read, merged and written on its own, in arrival order.
+        return await self._run(lambda conn: [self._save_visitor_sync(conn, *save) for save in saves])
+
+    def _save_visitor_sync(
+        self, conn: sqlite3.Connection, channel_id: str, native_user_id: str, fields: VisitorFields
+    ) -> VisitorFields | BaseException:
+        try:
             # Most messages come from a visitor whose profile has not changed: then there is nothing to write
             # (and no fsync to wait for), which a plain read tells without taking the write lock.
-            merged, unchanged = read(conn)
+            merged, unchanged = _merged_visitor(conn, channel_id, native_user_id, fields)
             if unchanged:
                 return merged
             with transaction(conn):
-                merged, _ = read(conn)
+                merged, _ = _merged_visitor(conn, channel_id, native_user_id, fields)
                 conn.execute(
                     "INSERT INTO visitors (channel_id, native_user_id, fields, updated_at) "
                     "VALUES (?, ?, ?, ?) "
@@ -243,8 +263,8 @@ class SqliteStore(Store):
                     (channel_id, native_user_id, msgspec.json.encode(merged).decode(), time.time()),
                 )
             return merged
-
-        return await self._run(merge)
+        except sqlite3.Error as exc:
+            return StoreError(f"SQLite store {str(self.path)!r}: {exc}")
 
     async def get_visitor(self, channel_id: str, native_user_id: str) -> VisitorFields | None:
         def lookup(conn: sqlite3.Connection) -> VisitorFields | None:
