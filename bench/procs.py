@@ -18,7 +18,17 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "BENCH_DIR", "Server", "cpu_seconds", "fetch_json", "run_json", "script", "start_server", "stopping", "wait_http",
+    "BENCH_DIR",
+    "Meter",
+    "Server",
+    "core_busy",
+    "cpu_seconds",
+    "fetch_json",
+    "run_json",
+    "script",
+    "start_server",
+    "stopping",
+    "wait_http",
 ]
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -30,6 +40,34 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def core_busy(core: int) -> float:
+    """Seconds one CPU spent busy (user, nice, system, interrupts, steal) since boot, whoever ran there."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        for line in stat:
+            if line.startswith(f"cpu{core} "):
+                ticks = [int(value) for value in line.split()[1:]]
+                return (ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + ticks[7]) / _TICKS
+    raise RuntimeError(f"no CPU {core} in /proc/stat")
+
+
+class Meter:
+    """CPU a server used over a phase, and the share of its core that other processes took meanwhile: the
+    noise indicator (other test suites on a shared machine show up here, not in the server's CPU per request)."""
+
+    def __init__(self, server: Server, core: int) -> None:
+        self.server = server
+        self.core = core
+        self._start = (server.cpu(), core_busy(core), time.monotonic())
+
+    def read(self) -> tuple[float, float]:
+        """(server CPU seconds, share of the core used by other processes) since the meter started."""
+        cpu0, busy0, wall0 = self._start
+        cpu = self.server.cpu() - cpu0
+        wall = time.monotonic() - wall0
+        others = max(0.0, core_busy(self.core) - busy0 - cpu)
+        return cpu, (others / wall if wall > 0 else 0.0)
 
 
 class Server:

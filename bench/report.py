@@ -55,15 +55,17 @@ def _throughput(results: Results) -> str:
         r = results.get(key)
         if r:
             rows.append([label, _n(r["rate"]), "-", _n(r["rate"]), _n(r["cpu_us"]),
-                         f"{_n(r['answer_p50_ms'], 1)} / {_n(r['answer_p99_ms'], 1)}", "-", f"{r['gen_cpu']:.0%}"])
+                         f"{_n(r['answer_p50_ms'], 1)} / {_n(r['answer_p99_ms'], 1)}", "-", _pct(r["gen_cpu"]),
+                         _pct(r.get("others_on_core"))])
     for backend in ("sqlite", "redis"):
         r = results.get(backend)
         if r:
             rows.append([f"bridge, {backend} queue", _n(r["ingest"]), _n(r["drain"]), _n(r["sustained"]),
                          _n(r["cpu_us"]), f"{_n(r['answer_p50_ms'], 1)} / {_n(r['answer_p99_ms'], 1)}",
-                         f"{_n(r['backlog_end'])} / {_n(r['backlog_max'])}", f"{r['gen_cpu']:.0%}"])
+                         f"{_n(r['backlog_end'])} / {_n(r['backlog_max'])}", _pct(r["gen_cpu"]),
+                         _pct(r.get("others_on_core"))])
     header = ["scenario (max load)", "answers/s", "acks/s", "sustained/s", "CPU us/msg", "answer p50/p99 ms",
-              "backlog end/max", "gen CPU"]
+              "backlog end/max", "gen CPU", "noise"]
     return _table(header, rows)
 
 
@@ -73,8 +75,10 @@ def _latency(results: Results) -> str:
         r = results.get(backend)
         if r and "half_rate" in r:
             rows.append([f"bridge, {backend} queue", _n(r["half_target"]), _n(r["half_rate"]),
-                         _n(r["half_p50_ms"], 1), _n(r["half_p99_ms"], 1), _n(r["half_answer_p99_ms"], 1)])
-    header = ["half load", "target/s", "sent/s", "added p50 ms", "added p99 ms", "answer p99 ms"]
+                         _n(r["half_p50_ms"], 1), _n(r["half_p99_ms"], 1), _n(r["half_answer_p99_ms"], 1),
+                         _n(r.get("half_cpu_us")), _pct(r.get("half_others_on_core"))])
+    header = ["half load", "target/s", "sent/s", "added p50 ms", "added p99 ms", "answer p99 ms", "CPU us/msg",
+              "noise"]
     return _table(header, rows)
 
 
@@ -84,6 +88,26 @@ def _clients(results: Results) -> str:
               "platform_client": "bridge PlatformClient (aiohttp)"}
     rows = [[labels.get(name, name), _n(r["cpu_ms"], 3), _n(r["rate"])] for name, r in found.items()]
     return _table(["HTTP client, 50 in flight", "CPU ms/POST", "POST/s"], rows)
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _profiles(results: Results) -> str:
+    parts = []
+    for backend in ("sqlite", "redis"):
+        found = (results.get(backend) or {}).get("profile")
+        if not found:
+            continue
+        if "error" in found:
+            parts.append(f"{backend}: {found['error']}")
+            continue
+        rows = [[name, _pct(share)] for name, share in found["stages"].items()]
+        parts.append(_table([f"bridge, {backend} queue: stage", "share"], rows))
+        rows = [[name, _pct(share)] for name, share in found["top_frames"].items()]
+        parts.append(_table([f"bridge, {backend} queue: frame on top", "share"], rows))
+    return "\n\n".join(parts)
 
 
 def _verdict(ok: bool | None) -> str:
@@ -127,6 +151,9 @@ def render(results: Results, *, runs: int) -> str:
     parts = [f"== throughput ({title}) ==", _throughput(results)]
     if results.get("sqlite") or results.get("redis"):
         parts += ["", "== added latency (load generator send -> platform receipt) ==", _latency(results)]
+    profiles = _profiles(results)
+    if profiles:
+        parts += ["", "== where the bridge's time goes at maximum load (py-spy, GIL held) ==", profiles]
     if results.get("clients"):
         parts += ["", "== HTTP client cost ==", _clients(results)]
     found = targets(results)

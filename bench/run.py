@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -65,18 +66,23 @@ def one_run(args: argparse.Namespace, chosen: list[str], work_dir: Path) -> dict
         bench = Bench(
             upstream=f"http://127.0.0.1:{ready['port']}", telegram=str(ready["telegram"]), work_dir=work_dir,
             connections=args.connections, duration=args.duration, chats=args.chats, redis_url=args.redis_url,
-            bridge_log_level=args.bridge_log_level,
+            bridge_log_level=args.bridge_log_level, profile_dir=args.profile,
         )
         for name in chosen:
             began = time.monotonic()
             print(f"  {name} ...", end="", flush=True, file=sys.stderr)
-            if name in ("bare", "relay"):
-                results[name] = measure_endpoint(bench, name)
-            elif name in ("sqlite", "redis"):
-                results[name] = measure_bridge(bench, name)
-            else:
-                argv = script("clients.py", f"{bench.upstream}/relay", "--requests", str(args.client_requests))
-                results[name] = run_json(argv, timeout=300)
+            try:
+                if name in ("bare", "relay"):
+                    results[name] = measure_endpoint(bench, name)
+                elif name in ("sqlite", "redis"):
+                    results[name] = measure_bridge(bench, name)
+                else:
+                    argv = script("clients.py", f"{bench.upstream}/relay", "--requests", str(args.client_requests))
+                    results[name] = run_json(argv, timeout=300)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                # One broken scenario (a server that would not start) should not cost the others' numbers.
+                print(f" failed: {exc}", file=sys.stderr)
+                continue
             print(f" {time.monotonic() - began:.0f}s", file=sys.stderr)
     finally:
         upstream.stop()
@@ -93,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--bridge-log-level", default="INFO", help="the bridge's logging.level (default INFO)")
     parser.add_argument("--client-requests", type=int, default=3000, help="POSTs per client in the micro-benchmark")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="record the bridge with py-spy during maximum load and show where the time goes")
     parser.add_argument("--json", type=Path, help="also write every run's raw numbers to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (configs, databases, logs)")
     args = parser.parse_args(argv)

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from common import APP_CORE, BOT_TOKEN, PLATFORM_PATH, WEBHOOK_SECRET, free_port, percentile
-from procs import Server, fetch_json, run_json, script, start_server, stopping, wait_http
+from procs import Meter, Server, fetch_json, run_json, script, start_server, stopping, wait_http
+from profile_bridge import start_profiler
 
 __all__ = ["Bench", "backlog_series", "measure_bridge", "measure_endpoint"]
 
@@ -36,6 +37,7 @@ class Bench:
     chats: int
     redis_url: str
     bridge_log_level: str
+    profile_dir: Path | None = None
     next_id: int = 1
 
     def load(self, url: str, phase: str, *, duration: float, rate: float | None = None,
@@ -55,9 +57,10 @@ class Bench:
         return found
 
 
-def _summary(load: dict[str, Any], cpu: float) -> dict[str, Any]:
+def _summary(load: dict[str, Any], cpu: float, others: float) -> dict[str, Any]:
     ok = int(load["ok"])
     return {
+        "others_on_core": others,
         "rate": load["rate"],
         "ok": ok,
         "errors": {k: v for k, v in load["statuses"].items() if not k.startswith("2")},
@@ -79,9 +82,9 @@ def measure_endpoint(bench: Bench, kind: str) -> dict[str, Any]:
     with stopping(server):
         wait_http(url, server)
         bench.load(url, f"warm-{kind}", duration=_WARMUP)
-        cpu = server.cpu()
+        meter = Meter(server, APP_CORE)
         load = bench.load(url, f"max-{kind}", duration=bench.duration)
-        return _summary(load, server.cpu() - cpu)
+        return _summary(load, *meter.read())
 
 
 # ---------------------------------------------------------------------------------------------- the bridge
@@ -167,11 +170,14 @@ def measure_bridge(bench: Bench, backend: str) -> dict[str, Any]:
         _wait_delivered(bench, f"warm-{backend}", int(warm["ok"]), drain_timeout, server)
 
         phase = f"max-{backend}"
-        cpu = server.cpu()
+        meter = Meter(server, APP_CORE)
+        profiler = start_profiler(server.pid, bench.duration, bench.profile_dir, backend)
         load = bench.load(url, phase, duration=bench.duration, headers=headers)
         at_end = bench.stats(phase)
         stats = _wait_delivered(bench, phase, int(load["ok"]), drain_timeout, server)
-        result = _max_result(load, at_end, stats, server.cpu() - cpu)
+        result = _max_result(load, at_end, stats, *meter.read())
+        if profiler is not None:
+            result["profile"] = profiler.summary()
         result["drained"] = drained = stats["phase_count"] >= load["ok"]
         if not drained:
             # A backlog that could not drain would add its wait to every latency: measure on a fresh bridge.
@@ -188,7 +194,9 @@ def measure_bridge(bench: Bench, backend: str) -> dict[str, Any]:
             _clean_redis(bench.redis_url, [p for p in prefixes if p])
 
 
-def _max_result(load: dict[str, Any], at_end: dict[str, Any], stats: dict[str, Any], cpu: float) -> dict[str, Any]:
+def _max_result(
+    load: dict[str, Any], at_end: dict[str, Any], stats: dict[str, Any], cpu: float, others: float
+) -> dict[str, Any]:
     start = int(load["start_ns"])
     elapsed = float(load["elapsed"])
     end = start + int(elapsed * 1e9)
@@ -200,7 +208,7 @@ def _max_result(load: dict[str, Any], at_end: dict[str, Any], stats: dict[str, A
     series = backlog_series(load, arrivals)
     half = len(series) // 2
     growth = (series[-1] - series[half - 1]) / (len(series) - half) if half and len(series) > half else 0.0
-    result = _summary(load, cpu)
+    result = _summary(load, cpu, others)
     result.update(
         ingest=load["rate"],
         drain=in_window / elapsed if elapsed else 0.0,
@@ -221,10 +229,14 @@ def _max_result(load: dict[str, Any], at_end: dict[str, Any], stats: dict[str, A
 def _half_load(bench: Bench, backend: str, server: Server, url: str, headers: tuple[str, ...], rate: float,
                drain_timeout: float) -> dict[str, Any]:
     phase = f"half-{backend}"
+    meter = Meter(server, APP_CORE)
     load = bench.load(url, phase, duration=bench.duration, rate=max(rate, 1.0), headers=headers)
     stats = _wait_delivered(bench, phase, int(load["ok"]), drain_timeout, server)
+    cpu, others = meter.read()
     latencies = sorted(value / 1e6 for value in stats["latencies_ns"])
     return {
+        "half_cpu_us": cpu / len(latencies) * 1e6 if latencies else None,
+        "half_others_on_core": others,
         "half_rate": load["rate"],
         "half_target": rate,
         "half_p50_ms": percentile(latencies, 0.50),
