@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+__all__ = ["HELP", "add_arguments", "main", "startup_reason"]
 
 HELP = "run the bridge with a config file"
+
+log = logging.getLogger("bridge.run")
+
+_Message = MutableMapping[str, Any]
+_Asgi = Callable[[_Message, Callable[[], Awaitable[_Message]], Callable[[_Message], Awaitable[None]]], Awaitable[None]]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,6 +25,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-format", choices=("json", "console"), help="override logging.format (json: one object per line)"
     )
+
+
+def startup_reason(exc: BaseException) -> str:
+    """One line saying why the bridge could not start: the first real error inside any exception group, with
+    its type unless it is one of the bridge's own errors (whose messages are written for operators)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    from bridge.adapter import AdapterError
+    from bridge.store.base import StoreError
+
+    text = " ".join(str(exc).split())
+    if isinstance(exc, AdapterError | StoreError) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _plain_startup_failure(app: Callable[..., Awaitable[None]]) -> _Asgi:
+    """The app, except that a failed startup is reported as one line instead of Litestar's whole traceback
+    (which uvicorn would print as the failure message); the traceback is still logged at DEBUG."""
+
+    async def wrapped(
+        scope: _Message, receive: Callable[[], Awaitable[_Message]], send: Callable[[_Message], Awaitable[None]]
+    ) -> None:
+        if scope["type"] != "lifespan":
+            await app(scope, receive, send)
+            return
+        held: list[_Message] = []
+
+        async def send_holding_failure(message: _Message) -> None:
+            if message["type"] == "lifespan.startup.failed":
+                held.append(message)  # said once the exception that caused it is known
+                return
+            await send(message)
+
+        try:
+            await app(scope, receive, send_holding_failure)
+        except BaseException as exc:
+            if held:
+                log.error("the bridge could not start: %s", startup_reason(exc))
+                log.debug("startup failure", exc_info=exc)
+                await send({"type": "lifespan.startup.failed", "message": ""})
+            raise
+        if held:  # failed without raising: pass the failure on as it was
+            await send(held[0])
+
+    return wrapped
 
 
 def main(args: argparse.Namespace) -> int:
@@ -36,7 +92,7 @@ def main(args: argparse.Namespace) -> int:
     configure_logging(config.logging, secret_values(config), log_format=args.log_format)
     app = create_app(config, adapters=adapters)
     uvicorn.run(
-        app,
+        _plain_startup_failure(app),
         host=args.host or config.server.host,
         port=args.port or config.server.port,
         proxy_headers=True,
