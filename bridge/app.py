@@ -115,6 +115,11 @@ class BridgeRuntime:
                 log.info("starting adapter", extra={"channel": channel.config.id, "adapter": channel.adapter.name})
                 await channel.adapter.start()
                 stack.push_async_callback(channel.adapter.stop)
+            # On the way out the handoff stops first, while the adapters still run: a send in flight finishes
+            # instead of losing its connection. A polling adapter that fetches updates meanwhile finds them not
+            # taken over and keeps its offset. (Stopping twice is harmless: the earlier callback is for a
+            # failed start.)
+            stack.push_async_callback(self.handoff.stop)
             log.info("bridge started", extra={"channels": list(self.channels)})
             yield
             log.info("bridge stopping")

@@ -1,10 +1,10 @@
 """The bridge as operators run it, a real process per replica, and what the fault tests drive it with.
 
-`BridgeProcess` starts `python -m bridge run -c FILE` (waiting for `/readyz`) and can `kill -9` it; its
-output goes to a file that is shown when a test fails. `Company` is the system behind the generic HTTP adapter:
-it posts visitor messages, retries until one is taken over (as the adapter's contract asks), and records how
-every answer came back. `check_arrivals` judges what the platform received: complete, per-chat order, and
-repeats only where a test allows them.
+`BridgeProcess` starts `python -m bridge run -c FILE` (waiting for `/readyz`) and can `kill -9` it or stop it
+with SIGTERM; its output goes to a file that is shown when a test fails. `Company` is the system behind the
+generic HTTP adapter: it posts visitor messages, retries until one is taken over (as the adapter's contract
+asks), and records how every answer came back. `check_arrivals` judges what the platform received: complete,
+per-chat order, and repeats only where a test allows them.
 """
 
 from __future__ import annotations
@@ -170,6 +170,38 @@ class BridgeProcess:
         if process is not None and process.returncode is None:
             process.send_signal(signal.SIGKILL)
             await process.wait()
+
+    async def terminate(
+        self, *, timeout: float = 30.0, while_stopping: Callable[[], Awaitable[None]] | None = None
+    ) -> int:
+        """SIGTERM, as an orchestrator stops a container; returns the exit status. `while_stopping` runs once
+        the bridge has logged that it is stopping (it takes no new work from then on), before it exits."""
+        process = self.process
+        assert process is not None and process.returncode is None, f"{self.name} is not running"
+        process.send_signal(signal.SIGTERM)
+        if while_stopping is not None:
+            await eventually(self._stopping, f"{self.name} to log that it is stopping", timeout=timeout)
+            await while_stopping()
+        try:
+            return await asyncio.wait_for(process.wait(), timeout)
+        except TimeoutError:
+            tail = self.log_tail()
+            raise AssertionError(f"{self.name} did not exit within {timeout:g}s of SIGTERM:\n{tail}") from None
+
+    async def _stopping(self) -> bool:
+        starts = self.log_path.read_text(encoding="utf-8", errors="replace").split("----- start ")
+        return "bridge stopping" in starts[-1]
+
+    async def status(self) -> list[dict[str, Any]]:
+        """`omnichannel-bridge status -c FILE --json`, run as an operator runs it."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bridge", "status", "-c", str(self.config_path), "--json",
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, err.decode()
+        rows: list[dict[str, Any]] = json.loads(out)
+        return rows
 
     async def metrics(self) -> list[Sample]:
         """Every sample of this process's `/metrics`."""
