@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from bridge.app import create_app
-from bridge.config import ServerConfig, parse_config
+from bridge.config import DeliveryConfig, ServerConfig, parse_config
 from bridge.direct import DirectHandoff
 from bridge.testing.server import serve
 from tests.conftest import free_port
@@ -117,6 +117,14 @@ def test_compose_bridge_and_persistent_redis(compose: dict[str, Any]) -> None:
     published = [port.rsplit(":", 1)[1] for port in bridge["ports"]]
     assert published == [str(DEFAULT_PORT)] == [bridge["environment"]["PORT"]]
     assert set(compose["volumes"]) == {"bridge-data", "redis-data"}
+
+
+def test_compose_waits_for_the_graceful_stop(compose: dict[str, Any]) -> None:
+    """Docker kills 10 s after SIGTERM unless told otherwise: the bridge must get its whole shutdown grace."""
+    grace = compose["services"]["bridge"].get("stop_grace_period", "10s")
+    match = re.fullmatch(r"(\d+)s", grace)
+    assert match is not None, f"stop_grace_period {grace!r} is not in seconds"
+    assert int(match.group(1)) > DeliveryConfig().shutdown_grace + 5
 
 
 def test_example_config_with_the_env_file_names_runs_in_compose(compose: dict[str, Any]) -> None:
