@@ -25,7 +25,6 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
-from redis.typing import EncodableT, FieldT
 
 from bridge.protocol import VisitorFields
 from bridge.store._shared import ChatIdCache, check_ttl, redact_url
@@ -46,6 +45,12 @@ _SET_DATA_IF_EXISTS = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'adapter_data', ARGV[1])
 return 1
+"""
+
+# The merge of a visitor's fields (HSET of those given) and the result, in one atomic step and one round trip.
+_SAVE_VISITOR = """
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return redis.call('HGETALL', KEYS[1])
 """
 
 # Marks a visitor hash as existing even when every field is empty, so a visitor seen without any profile
@@ -183,17 +188,14 @@ class RedisStore(Store):
     async def save_visitor(
         self, channel_id: str, native_user_id: str, fields: VisitorFields
     ) -> VisitorFields:
-        key = self._visitor_key(channel_id, native_user_id)
-        mapping: dict[FieldT, EncodableT] = {_SEEN: b"1"}
-        mapping.update(
-            {name: value for name in fields.__struct_fields__ if (value := getattr(fields, name)) is not None}
-        )
-        with self._errors():
-            async with self._redis().pipeline(transaction=True) as pipe:
-                pipe.hset(key, mapping=mapping)
-                pipe.hgetall(key)
-                _, raw = await pipe.execute()
-        return _visitor_from(raw)  # HSET of the given fields only is the merge
+        args = [_SEEN.decode(), "1"]
+        for name in fields.__struct_fields__:
+            value = getattr(fields, name)
+            if value is not None:
+                args += [name, value]
+        flat = await self._script(_SAVE_VISITOR, [self._visitor_key(channel_id, native_user_id)], args)
+        # HSET of the given fields only is the merge.
+        return _visitor_from(dict(zip(flat[::2], flat[1::2], strict=True)))
 
     async def get_visitor(self, channel_id: str, native_user_id: str) -> VisitorFields | None:
         with self._errors():
