@@ -40,6 +40,7 @@ from bridge.handoff import (
     Retry,
     decode_item,
 )
+from bridge.logs import item_log_fields
 from bridge.queue import Claim, Queue, QueueError, open_queue
 
 __all__ = ["DEFAULT_SCHEDULE", "DurableHandoff", "HandoffStopped", "build_handoff"]
@@ -297,9 +298,10 @@ def _describe(claim: Claim) -> str:
     return f"{claim.direction} item {claim.dedupe_key!r} of chat {claim.chat_id} on {claim.channel_id!r}"
 
 
-def _extra(item: Item) -> dict[str, str]:
-    """Log-record fields that tie a line to the message's journey through the bridge."""
-    return {"correlation_id": item.correlation_id} if item.correlation_id else {}
+def _extra(item: Item) -> dict[str, object]:
+    """Log-record fields that tie a line to the message and its journey through the bridge: direction, channel,
+    chat id, message id and correlation id, as on every other line about it."""
+    return {key: value for key, value in item_log_fields(item).items() if value is not None}
 
 
 def build_handoff(config: Config, **overrides: float) -> DurableHandoff:

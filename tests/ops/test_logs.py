@@ -151,6 +151,8 @@ async def test_end_to_end_and_fault_logs_are_json_and_hold_no_secret(ops: OpsBri
     (retry,) = [line for line in lines if line["event"].startswith("retrying outbound item")]
     assert "bot***" in retry["event"]
     assert retry["correlation_id"] in first_reply
+    assert (retry["channel"], retry["direction"], retry["message_id"]) == ("web", "outbound", sends[0]["message_id"])
+    assert retry["chat_id"] == sends[0]["chat_id"]
     # The parts of the second reply share theirs, which is another.
     second_reply = {line["correlation_id"] for line in sends[2:]}
     assert len(second_reply) == 1 and second_reply != first_reply
@@ -163,5 +165,6 @@ async def test_end_to_end_and_fault_logs_are_json_and_hold_no_secret(ops: OpsBri
     platform = [line for line in lines if line["logger"] == "bridge.platform" and "not delivered" in line["event"]]
     (inbound_retry,) = [line for line in lines if line["event"].startswith("retrying inbound item")]
     assert len(platform) == 1 and platform[0]["correlation_id"] == inbound_retry["correlation_id"]
+    assert all(platform[0][key] == inbound_retry[key] for key in ("channel", "direction", "chat_id", "message_id"))
     assert platform[0]["direction"] == "inbound" and "/omnichannel_message/***/" in platform[0]["event"]
     assert PLATFORM_TOKEN not in str(platform)
