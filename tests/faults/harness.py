@@ -25,6 +25,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from bridge.config import parse_config, secret_values
 from bridge.emulator import EmulatorChannel, EmulatorConfig, ReceivedRecord, Script
 from bridge.testing.telegram import FakeTelegram
 
@@ -58,6 +59,8 @@ SIGNING_KEY = "test-signing-key-0123456789"
 FAST_DELIVERY: dict[str, Any] = {"retry_schedule": [0, 0.2, 0.5, 1], "jitter": 0.1, "lease": 2.0, "workers": 4,
                                  "shutdown_grace": 2}
 START_TIMEOUT = 30.0
+LOG_FORMAT = os.environ.get("BRIDGE_FAULTS_LOG_FORMAT", "json")
+_START_MARK = "----- start "
 
 
 def webhook_url(platform_base: str) -> str:
@@ -108,8 +111,10 @@ def bridge_config(
         "store": {"url": store_url},
         "delivery": {**FAST_DELIVERY, **delivery},
         "files": {"signing_key": SIGNING_KEY},
-        # BRIDGE_FAULTS_LOG_LEVEL=DEBUG shows everything the processes did in a failed test's output.
-        "logging": {"level": os.environ.get("BRIDGE_FAULTS_LOG_LEVEL", "INFO"), "format": "console"},
+        # BRIDGE_FAULTS_LOG_LEVEL=DEBUG shows everything the processes did in a failed test's output. The logs
+        # are JSON, as in production, so that `Fleet.close` can check every line; BRIDGE_FAULTS_LOG_FORMAT=console
+        # makes them easier to read (and skips that check).
+        "logging": {"level": os.environ.get("BRIDGE_FAULTS_LOG_LEVEL", "INFO"), "format": LOG_FORMAT},
         "channels": list(channels),
     }
 
@@ -142,7 +147,7 @@ class BridgeProcess:
             raise RuntimeError(f"{self.name} is already running")
         self.starts += 1
         with self.log_path.open("ab") as log:
-            log.write(f"----- start {self.starts} -----\n".encode())
+            log.write(f"{_START_MARK}{self.starts} -----\n".encode())
             log.flush()
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bridge", "run", "-c", str(self.config_path), "--port", str(self.port),
@@ -189,7 +194,7 @@ class BridgeProcess:
             raise AssertionError(f"{self.name} did not exit within {timeout:g}s of SIGTERM:\n{tail}") from None
 
     async def _stopping(self) -> bool:
-        starts = self.log_path.read_text(encoding="utf-8", errors="replace").split("----- start ")
+        starts = self.log_path.read_text(encoding="utf-8", errors="replace").split(_START_MARK)
         return "bridge stopping" in starts[-1]
 
     async def status(self) -> list[dict[str, Any]]:
@@ -229,6 +234,25 @@ class BridgeProcess:
 
         await eventually(drained, f"{self.name} to drain its queues", timeout=timeout)
 
+    def check_log(self) -> None:
+        """What operators' log pipelines rely on: every line of every run is one JSON object, and no secret
+        of the config (redacted by the bridge) appears anywhere."""
+        config = parse_config(self.config_path.read_text(encoding="utf-8"), source=str(self.config_path))
+        secrets = secret_values(config)
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        for number, line in enumerate(text.splitlines(), 1):
+            leaked = sorted(secret for secret in secrets if secret in line)
+            for secret in leaked:
+                line = line.replace(secret, "<SECRET>")
+            assert not leaked, f"{self.name}'s log line {number} shows a configured secret: {line[:300]}"
+            if LOG_FORMAT != "json" or line.startswith(_START_MARK):
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise AssertionError(f"{self.name}'s log line {number} is not JSON: {line[:300]}") from None
+            assert isinstance(record, dict) and {"ts", "level", "event", "logger"} <= record.keys(), line[:300]
+
     def log_tail(self, lines: int = 80) -> str:
         try:
             text = self.log_path.read_text(encoding="utf-8", errors="replace")
@@ -255,6 +279,8 @@ class Fleet:
         for process in self.processes:
             # Captured by pytest and shown only when the test failed.
             print(f"===== {process.name} output =====\n{process.log_tail(200)}")
+        for process in self.processes:
+            process.check_log()
 
 
 @dataclass(frozen=True, slots=True)
