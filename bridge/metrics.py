@@ -141,7 +141,7 @@ class Metrics:
         )
         self.replies_ignored = Counter(
             f"{PREFIX}_replies_ignored_total",
-            "Platform calls answered 200 without sending anything: unknown_kind, other_method.",
+            "Platform calls answered 200 without sending anything: unknown_kind, other_method, empty.",
             ["channel", "reason"],
             registry=registry,
         )

@@ -45,8 +45,9 @@ def _same(given: str, expected: str) -> bool:
 
 
 def _header_ok(request: Request[Any, Any, Any], token: str) -> bool:
-    header = request.headers.get("authorization")
-    return header is not None and _same(header, f"Token {token}")
+    """`Authorization: Token {token}`; the scheme word is case-insensitive (RFC 9110), the token is not."""
+    scheme, _, value = (request.headers.get("authorization") or "").partition(" ")
+    return scheme.lower() == "token" and _same(value, token)
 
 
 def _authenticate(
@@ -78,9 +79,7 @@ def reply_routes(bridge: Bridge, channels: dict[str, ChannelConfig]) -> list[Any
         if bridge.metrics is not None:
             bridge.metrics.count_reply_ignored(channel_id, reason)
 
-    async def reply(
-        request: Request[Any, Any, Any], channel_id: FromPath[str], tail: FromPath[str]
-    ) -> Response[bytes]:
+    async def reply(request: Request[Any, Any, Any], channel_id: FromPath[str], tail: FromPath[str]) -> Response[bytes]:
         # One correlation id per call: it follows every part of the reply to its delivery.
         correlation_id = new_correlation_id()
         with log_context(correlation_id=correlation_id, channel=channel_id):
@@ -101,8 +100,9 @@ def reply_routes(bridge: Bridge, channels: dict[str, ChannelConfig]) -> list[Any
                 return _error(413, "too_large", "request body exceeds the configured limit")
             raise
         if method != "send_message":
-            log.info("platform called a method the bridge does not act on",
-                     extra={"channel": channel_id, "method": method})
+            log.info(
+                "platform called a method the bridge does not act on", extra={"channel": channel_id, "method": method}
+            )
             ignored(channel_id, "other_method")
             return _json(_OK)
         try:
@@ -125,9 +125,17 @@ def reply_routes(bridge: Bridge, channels: dict[str, ChannelConfig]) -> list[Any
             log.error("reply not taken over", extra={"channel": channel_id, "reason": str(exc)})
             return _error(503, "unavailable", "the bridge could not store the reply right now; retry later")
         if result.unknown_kind is not None:
-            log.warning("reply of an unknown kind was not delivered",
-                        extra={"channel": channel_id, "chat_id": request_data.chat_id, "kind": result.unknown_kind})
+            log.warning(
+                "reply of an unknown kind was not delivered",
+                extra={"channel": channel_id, "chat_id": request_data.chat_id, "kind": result.unknown_kind},
+            )
             ignored(channel_id, "unknown_kind")
+        elif result.queued == 0:
+            log.warning(
+                "reply with nothing to send (empty text or no buttons) was not delivered",
+                extra={"channel": channel_id, "chat_id": request_data.chat_id},
+            )
+            ignored(channel_id, "empty")
         return _json(_OK)
 
     handler = post("/channels/{channel_id:str}/{tail:path}", status_code=200, name="reply")(reply)

@@ -38,6 +38,9 @@ def _reflow(rows: list[list[Button]], caps: Capabilities) -> list[list[Button]]:
 
 def _keyboards(reply: KeyboardReply, caps: Capabilities) -> list[OutboundContent]:
     rows = _reflow(reply.buttons, caps)
+    if not rows:
+        # A keyboard without buttons is at most its text; messengers refuse an empty keyboard.
+        return _texts(reply.text or "", caps)
     if not caps.buttons:
         # Text fallback: list the options so the visitor can answer with one of them.
         lines = [reply.text] if reply.text else []

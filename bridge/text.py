@@ -69,7 +69,7 @@ def split_text(text: str, limit: int, unit: TextUnit) -> list[str]:
             break
         fit = _fitting_prefix(rest, limit, unit)
         head, tail = _cut(rest, fit)
-        if head:
+        if head.strip():  # a run of whitespace longer than a part shows nothing: no blank message for it
             parts.append(head)
         rest = tail
     return parts

@@ -100,14 +100,25 @@ async def test_header_mode_ok(bridge: Bridge) -> None:
         ({"Authorization": f"Token {TOKEN[:-1]}3"}, "wrong token in Authorization header"),
         ({"Authorization": f"Token {TOKEN[:-1]}"}, "wrong token in Authorization header"),
         ({"Authorization": f"Bearer {TOKEN}"}, "wrong token in Authorization header"),
+        ({"Authorization": f"Token {TOKEN.upper()}"}, "wrong token in Authorization header"),
+        ({"Authorization": f"Token  {TOKEN}"}, "wrong token in Authorization header"),
+        ({"Authorization": f"Token{TOKEN}"}, "wrong token in Authorization header"),
     ],
-    ids=["missing", "wrong", "one-char-off", "one-char-short", "bearer"],
+    ids=["missing", "wrong", "one-char-off", "one-char-short", "bearer", "token-case", "two-spaces", "no-space"],
 )
 async def test_header_mode_refused(bridge: Bridge, headers: dict[str, str], desc: str) -> None:
     r = await post(f"{bridge.url}/channels/hdr/send_message", text(bridge.chat_hdr), headers)
     assert r.status_code == 401
     assert r.json() == {"error": "unauthorized", "desc": desc}
     await assert_only_probe_arrives(bridge, "hdr")
+
+
+async def test_scheme_word_is_case_insensitive(bridge: Bridge) -> None:
+    r = await post(
+        f"{bridge.url}/channels/hdr/send_message", text(bridge.chat_hdr), {"Authorization": f"token {TOKEN}"}
+    )
+    assert (r.status_code, r.json()) == (200, {"result": "ok"})
+    await bridge.adapter("hdr").wait_sent(1)
 
 
 async def test_secret_url_ok(bridge: Bridge) -> None:
@@ -252,3 +263,16 @@ async def test_store_failure_is_503_not_ok(bridge: Bridge) -> None:
     r = await post(f"{bridge.url}/channels/hdr/send_message", text(bridge.chat_hdr), AUTH)
     assert r.status_code == 503
     assert r.json()["error"] == "unavailable"
+
+
+@pytest.mark.parametrize(
+    "message", [{"kind": "operator", "text": ""}, {"kind": "keyboard", "buttons": []}], ids=["no-text", "no-buttons"]
+)
+async def test_reply_with_nothing_to_send_is_ok_and_logged(
+    bridge: Bridge, message: dict[str, object], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="bridge.reply")
+    r = await post(f"{bridge.url}/channels/hdr/send_message", {"chat_id": bridge.chat_hdr, "message": message}, AUTH)
+    assert (r.status_code, r.json()) == (200, {"result": "ok"})
+    await assert_only_probe_arrives(bridge, "hdr")
+    assert any("nothing to send" in rec.getMessage() for rec in caplog.records)

@@ -142,3 +142,10 @@ def test_too_small_limit_is_a_clear_error(limit: int, unit: str) -> None:
 def test_unknown_unit_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown text unit"):
         split_text("x", 5, "bytes")  # type: ignore[arg-type]
+
+
+def test_a_whitespace_run_longer_than_a_part_yields_no_blank_part() -> None:
+    text = " " * 25 + "hello world"
+    parts = split_text(text, 10, "codepoints")
+    assert all(part.strip() for part in parts)
+    assert " ".join(parts).split() == ["hello", "world"]
