@@ -114,6 +114,10 @@ class DeliveryConfig(_Strict):
     # Seconds an item in delivery stays held without its worker renewing the hold (renewed every third of
     # it): how long a crashed process's (or replica's) in-flight items wait before they are delivered again.
     lease: float = 30.0
+    # Messages one channel may hold queued in one direction before new ones are refused (0 = no limit): the
+    # sender is told to come back later (a messenger redelivers, the platform sees a 503), so a flood cannot
+    # grow the queue without bound or starve delivery.
+    max_backlog: int = 10000
 
 
 class FilesConfig(_Strict):

@@ -41,9 +41,9 @@ from bridge.handoff import (
     decode_item,
 )
 from bridge.logs import item_log_fields
-from bridge.queue import Claim, Queue, QueueError, open_queue
+from bridge.queue import Claim, Queue, QueueError, lane_of, open_queue
 
-__all__ = ["DEFAULT_SCHEDULE", "DurableHandoff", "HandoffStopped", "build_handoff"]
+__all__ = ["DEFAULT_SCHEDULE", "Backpressure", "DurableHandoff", "HandoffStopped", "build_handoff"]
 
 DEFAULT_SCHEDULE: tuple[float, ...] = (0.0, 5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0)
 
@@ -52,6 +52,11 @@ log = logging.getLogger("bridge.delivery")
 
 class HandoffStopped(QueueError):
     """`submit` after `stop()`: the items were not taken over."""
+
+
+class Backpressure(QueueError):
+    """A channel's queue in one direction is full (`max_backlog`): the items were not taken over, and the
+    sender should come back later. Raised instead of storing without bound, so ingest cannot starve delivery."""
 
 
 class DurableHandoff(Handoff):
@@ -66,6 +71,8 @@ class DurableHandoff(Handoff):
         shutdown_grace: float = 10.0,
         lease: float = 30.0,
         poll_interval: float = 0.5,
+        max_backlog: int = 0,
+        backlog_refresh: float = 1.0,
         clock: Callable[[], float] | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -77,6 +84,8 @@ class DurableHandoff(Handoff):
             raise ValueError("max_age, lease and poll_interval must be positive, shutdown_grace not negative")
         if workers < 1:
             raise ValueError("workers must be at least 1")
+        if max_backlog < 0 or backlog_refresh <= 0:
+            raise ValueError("max_backlog must not be negative, backlog_refresh must be positive")
         self.queue = queue
         self.schedule = tuple(schedule)
         self.jitter = jitter
@@ -93,6 +102,13 @@ class DurableHandoff(Handoff):
         self._stopping = False
         self._stopped = False
         self._ready_probe: asyncio.Future[float | None] | None = None
+        self.max_backlog = max_backlog
+        self.backlog_refresh = backlog_refresh
+        # Backlog per (channel, direction) as the queue last reported it plus what this process stored since:
+        # reading the queue's status on every submit would cost more than the submit itself.
+        self._backlog: dict[tuple[str, str], int] = {}
+        self._backlog_read_at = -math.inf
+        self._backlog_lock = asyncio.Lock()
 
     @classmethod
     def from_config(cls, queue: Queue, config: DeliveryConfig, **overrides: float) -> DurableHandoff:
@@ -103,6 +119,7 @@ class DurableHandoff(Handoff):
             "workers": config.workers,
             "shutdown_grace": config.shutdown_grace,
             "lease": config.lease,
+            "max_backlog": config.max_backlog,
             **overrides,
         }
         return cls(queue, schedule=config.retry_schedule, **options)  # type: ignore[arg-type]
@@ -142,10 +159,31 @@ class DurableHandoff(Handoff):
         if not items:
             return 0
         await self.queue.open()
+        if self.max_backlog:
+            await self._refuse_when_full(items)
         stored = await self.queue.put(items)
         if stored:
             self._notify()
+            if self.max_backlog:
+                for item in items:
+                    key = _backlog_key(item)
+                    self._backlog[key] = self._backlog.get(key, 0) + 1
         return stored
+
+    async def _refuse_when_full(self, items: list[Item]) -> None:
+        if self._clock() - self._backlog_read_at >= self.backlog_refresh:
+            async with self._backlog_lock:
+                if self._clock() - self._backlog_read_at >= self.backlog_refresh:
+                    rows = await self.queue.status()
+                    self._backlog = {(r.channel_id, r.direction): r.queued + r.in_flight for r in rows}
+                    self._backlog_read_at = self._clock()
+        for key in {_backlog_key(item) for item in items}:
+            held = self._backlog.get(key, 0)
+            if held >= self.max_backlog:
+                raise Backpressure(
+                    f"the {key[1]} queue of channel {key[0]!r} holds {held} messages (delivery.max_backlog "
+                    f"is {self.max_backlog}); not taken over, retry later"
+                )
 
     async def status(self) -> list[DeliveryStatus]:
         return await self.queue.status()
@@ -302,6 +340,11 @@ def _extra(item: Item) -> dict[str, object]:
     """Log-record fields that tie a line to the message and its journey through the bridge: direction, channel,
     chat id, message id and correlation id, as on every other line about it."""
     return {key: value for key, value in item_log_fields(item).items() if value is not None}
+
+
+def _backlog_key(item: Item) -> tuple[str, str]:
+    lane = lane_of(item)
+    return lane.channel_id, lane.direction
 
 
 def build_handoff(config: Config, **overrides: float) -> DurableHandoff:

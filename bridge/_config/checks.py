@@ -145,6 +145,7 @@ def _check_delivery(config: Config, out: _Collector) -> None:
     out.non_negative(("delivery", "shutdown_grace"), delivery.shutdown_grace)
     out.positive(("delivery", "dedupe_ttl"), delivery.dedupe_ttl)
     out.positive(("delivery", "lease"), delivery.lease)
+    out.non_negative(("delivery", "max_backlog"), delivery.max_backlog)
 
 
 def _check_channel(index: int, channel: ChannelConfig, first_use: dict[str, int], out: _Collector) -> None:
