@@ -22,7 +22,7 @@ from bridge.fetch import SafeFetcher
 from bridge.file_routes import file_routes
 from bridge.files import FileUrlSigner, new_signing_key
 from bridge.handoff import Handoff
-from bridge.logs import Redactor
+from bridge.logs import Redactor, redact_also
 from bridge.messages import Inbound
 from bridge.metrics import Metrics, install_http_metrics, metrics_routes
 from bridge.platform import PlatformClient
@@ -96,6 +96,7 @@ class BridgeRuntime:
         key = await self.store.kv_get(*_SIGNING_KEY)
         if key is None:
             raise StoreError("the file signing key could not be stored")
+        redact_also([key.decode()])
         return key.decode()
 
     @asynccontextmanager

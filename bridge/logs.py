@@ -43,6 +43,7 @@ __all__ = [
     "item_log_fields",
     "log_context",
     "new_correlation_id",
+    "redact_also",
     "uvicorn_logging",
 ]
 
@@ -113,12 +114,17 @@ class Redactor:
     """Replaces secrets in text by `***`. Built once from the config's secrets; cheap to call per record."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        forms: set[str] = set()
+        self._forms: set[str] = set()
+        self._secrets: re.Pattern[str] | None = None
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Mask these too from now on: secrets the bridge only learns at start (a generated signing key)."""
         for secret in secrets:
             if secret:
-                forms.update({secret, quote(secret, safe=""), quote_plus(secret)})
+                self._forms.update({secret, quote(secret, safe=""), quote_plus(secret)})
         # Longest first, so a secret containing another is masked whole.
-        ordered = sorted(forms, key=len, reverse=True)
+        ordered = sorted(self._forms, key=len, reverse=True)
         self._secrets = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
     def __call__(self, text: str) -> str:
@@ -273,6 +279,16 @@ def configure_logging(
         logging.getLogger(name).setLevel(logging.NOTSET if level <= logging.DEBUG else logging.WARNING)
     logging.captureWarnings(True)
     return handler
+
+
+def redact_also(secrets: Iterable[str]) -> None:
+    """Add secrets to the redaction of the handler `configure_logging` installed (none installed: nothing to do)."""
+    wanted = list(secrets)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, BridgeLogHandler):
+            for log_filter in handler.filters:
+                if isinstance(log_filter, RedactingFilter):
+                    log_filter.redact.add(wanted)
 
 
 def uvicorn_logging(config: LoggingConfig) -> dict[str, Any]:

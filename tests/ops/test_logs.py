@@ -11,7 +11,7 @@ import httpx
 import msgspec
 import pytest
 
-from bridge.logs import Redactor, log_context
+from bridge.logs import Redactor, log_context, redact_also
 from tests.ops.support import (
     BOT_TOKEN,
     PLATFORM_TOKEN,
@@ -108,6 +108,14 @@ def test_level_filters_lines() -> None:
         logging.getLogger("tests.ops.level").info("not shown")
         logging.getLogger("tests.ops.level").warning("shown")
     assert [line["event"] for line in json_lines(stream.getvalue())] == ["shown"]
+
+
+def test_a_secret_learned_at_start_is_masked_from_then_on() -> None:
+    generated = "generated-signing-key-Zx81"
+    with captured_logs(SECRETS) as stream:
+        redact_also([generated])
+        logging.getLogger("tests.ops.late").warning("key is %s", generated)
+    assert_no_secret(stream.getvalue(), (generated,))
 
 
 @pytest.fixture
