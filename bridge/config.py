@@ -118,6 +118,11 @@ class DeliveryConfig(_Strict):
     # sender is told to come back later (a messenger redelivers, the platform sees a 503), so a flood cannot
     # grow the queue without bound or starve delivery.
     max_backlog: int = 10000
+    # Above this many queued messages of a channel in one direction, a sender waits (up to `high_water_wait`
+    # seconds) for deliveries to settle before its message is taken over, so ingest cannot take the event loop
+    # from delivery (0 = never wait).
+    high_water: int = 500
+    high_water_wait: float = 2.0
 
 
 class FilesConfig(_Strict):

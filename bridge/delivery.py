@@ -72,6 +72,8 @@ class DurableHandoff(Handoff):
         lease: float = 30.0,
         poll_interval: float = 0.5,
         max_backlog: int = 0,
+        high_water: int = 0,
+        high_water_wait: float = 2.0,
         backlog_refresh: float = 1.0,
         clock: Callable[[], float] | None = None,
         rng: random.Random | None = None,
@@ -84,8 +86,10 @@ class DurableHandoff(Handoff):
             raise ValueError("max_age, lease and poll_interval must be positive, shutdown_grace not negative")
         if workers < 1:
             raise ValueError("workers must be at least 1")
-        if max_backlog < 0 or backlog_refresh <= 0:
-            raise ValueError("max_backlog must not be negative, backlog_refresh must be positive")
+        if max_backlog < 0 or high_water < 0 or high_water_wait < 0 or backlog_refresh <= 0:
+            raise ValueError(
+                "max_backlog, high_water and high_water_wait must not be negative, backlog_refresh must be positive"
+            )
         self.queue = queue
         self.schedule = tuple(schedule)
         self.jitter = jitter
@@ -103,7 +107,10 @@ class DurableHandoff(Handoff):
         self._stopped = False
         self._ready_probe: asyncio.Future[float | None] | None = None
         self.max_backlog = max_backlog
+        self.high_water = high_water
+        self.high_water_wait = high_water_wait
         self.backlog_refresh = backlog_refresh
+        self._settled_event = asyncio.Event()
         # Backlog per (channel, direction) as the queue last reported it plus what this process stored since:
         # reading the queue's status on every submit would cost more than the submit itself.
         self._backlog: dict[tuple[str, str], int] = {}
@@ -120,6 +127,8 @@ class DurableHandoff(Handoff):
             "shutdown_grace": config.shutdown_grace,
             "lease": config.lease,
             "max_backlog": config.max_backlog,
+            "high_water": config.high_water,
+            "high_water_wait": config.high_water_wait,
             **overrides,
         }
         return cls(queue, schedule=config.retry_schedule, **options)  # type: ignore[arg-type]
@@ -131,9 +140,7 @@ class DurableHandoff(Handoff):
             raise RuntimeError("a DurableHandoff starts once")
         await self.queue.open()
         self._deliver = deliver
-        self._tasks = [
-            asyncio.create_task(self._work(), name=f"delivery-worker-{n}") for n in range(self.workers)
-        ]
+        self._tasks = [asyncio.create_task(self._work(), name=f"delivery-worker-{n}") for n in range(self.workers)]
 
     async def stop(self) -> None:
         if self._stopped:
@@ -143,8 +150,9 @@ class DurableHandoff(Handoff):
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=self.shutdown_grace)
             if pending:
-                log.warning("%d deliveries still running after %ss: handing them back", len(pending),
-                            self.shutdown_grace)
+                log.warning(
+                    "%d deliveries still running after %ss: handing them back", len(pending), self.shutdown_grace
+                )
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
@@ -159,24 +167,56 @@ class DurableHandoff(Handoff):
         if not items:
             return 0
         await self.queue.open()
+        if self.high_water:
+            await self._yield_above_high_water(items)
         if self.max_backlog:
             await self._refuse_when_full(items)
         stored = await self.queue.put(items)
         if stored:
             self._notify()
-            if self.max_backlog:
+            if self.max_backlog or self.high_water:
                 for item in items:
                     key = _backlog_key(item)
                     self._backlog[key] = self._backlog.get(key, 0) + 1
         return stored
 
-    async def _refuse_when_full(self, items: list[Item]) -> None:
+    async def _read_backlog(self) -> None:
+        """Refresh the backlog from the queue at most every `backlog_refresh` seconds (other replicas' work
+        shows up there); in between it is kept by counting this process's puts and settled deliveries."""
         if self._clock() - self._backlog_read_at >= self.backlog_refresh:
             async with self._backlog_lock:
                 if self._clock() - self._backlog_read_at >= self.backlog_refresh:
                     rows = await self.queue.status()
                     self._backlog = {(r.channel_id, r.direction): r.queued + r.in_flight for r in rows}
                     self._backlog_read_at = self._clock()
+
+    async def _yield_above_high_water(self, items: list[Item]) -> None:
+        """While a channel's backlog is above `high_water`, a sender waits (up to `high_water_wait`) for
+        deliveries to settle before its items are taken over: on one event loop, unthrottled ingest would take
+        the loop from the delivery workers and the backlog would only grow."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.high_water_wait
+        keys = {_backlog_key(item) for item in items}
+        while True:
+            await self._read_backlog()
+            if all(self._backlog.get(key, 0) < self.high_water for key in keys):
+                return
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._settled_event.wait(), min(remaining, self.backlog_refresh))
+
+    def _count_settled(self, claim: Claim) -> None:
+        """One item left the backlog (delivered or dead-lettered): wake senders held above high water."""
+        key = (claim.channel_id, claim.direction)
+        if key in self._backlog:
+            self._backlog[key] = max(0, self._backlog[key] - 1)
+        self._settled_event.set()
+        self._settled_event = asyncio.Event()
+
+    async def _refuse_when_full(self, items: list[Item]) -> None:
+        await self._read_backlog()
         for key in {_backlog_key(item) for item in items}:
             held = self._backlog.get(key, 0)
             if held >= self.max_backlog:
@@ -251,6 +291,7 @@ class DurableHandoff(Handoff):
             item = decode_item(claim.body)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             await self._settle(claim, self.queue.dead_letter(claim, f"undecodable item: {exc}"))
+            self._count_settled(claim)
             return
         age = self._clock() - claim.enqueued_at
         # Only a first attempt can be too late: a retry was scheduled within max_age, so it is made.
@@ -258,14 +299,18 @@ class DurableHandoff(Handoff):
             reason = f"expired before delivery: waited {age:.1f}s, max_age is {self.max_age:g}s"
             log.warning("dead-lettering %s: %s", _describe(claim), reason, extra=_extra(item))
             await self._settle(claim, self.queue.dead_letter(claim, reason))
+            self._count_settled(claim)
             return
         outcome = await self._attempt(claim, item)
         if isinstance(outcome, Delivered):
             await self._settle(claim, self.queue.ack(claim))
+            self._count_settled(claim)
         elif isinstance(outcome, Permanent):
-            log.warning("dead-lettering %s after a permanent failure: %s", _describe(claim), outcome.reason,
-                        extra=_extra(item))
+            log.warning(
+                "dead-lettering %s after a permanent failure: %s", _describe(claim), outcome.reason, extra=_extra(item)
+            )
             await self._settle(claim, self.queue.dead_letter(claim, outcome.reason))
+            self._count_settled(claim)
         else:
             await self._settle(claim, self._schedule_retry(claim, item, outcome))
 
@@ -298,16 +343,23 @@ class DurableHandoff(Handoff):
             )
             log.warning("dead-lettering %s: %s", _describe(claim), reason, extra=_extra(item))
             return self.queue.dead_letter(claim, reason)
-        log.info("retrying %s in %.1fs (attempt %d failed: %s)", _describe(claim), delay, claim.attempts,
-                 outcome.reason, extra=_extra(item))
+        log.info(
+            "retrying %s in %.1fs (attempt %d failed: %s)",
+            _describe(claim),
+            delay,
+            claim.attempts,
+            outcome.reason,
+            extra=_extra(item),
+        )
         return self.queue.retry_at(claim, now + delay, outcome.reason)
 
     async def _settle(self, claim: Claim, operation: Awaitable[bool]) -> None:
         """Record an outcome. Only `False` (the lease was lost to another claimer) is final here: a queue
         error propagates to the worker loop, and the lease running out makes the item go round again."""
         if not await operation:
-            log.warning("the lease on %s ran out before its outcome was recorded; it will be delivered again",
-                        _describe(claim))
+            log.warning(
+                "the lease on %s ran out before its outcome was recorded; it will be delivered again", _describe(claim)
+            )
 
     async def _keep_lease(self, claim: Claim) -> None:
         while True:
@@ -322,9 +374,7 @@ class DurableHandoff(Handoff):
     async def _hand_back(self, claim: Claim) -> None:
         """A delivery cancelled at shutdown: make its lane ready now rather than when the lease runs out."""
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(
-                self.queue.retry_at(claim, self._clock(), "delivery interrupted by shutdown"), 2.0
-            )
+            await asyncio.wait_for(self.queue.retry_at(claim, self._clock(), "delivery interrupted by shutdown"), 2.0)
 
 
 def _consume_error(future: asyncio.Future[float | None]) -> None:

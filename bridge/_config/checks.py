@@ -146,6 +146,8 @@ def _check_delivery(config: Config, out: _Collector) -> None:
     out.positive(("delivery", "dedupe_ttl"), delivery.dedupe_ttl)
     out.positive(("delivery", "lease"), delivery.lease)
     out.non_negative(("delivery", "max_backlog"), delivery.max_backlog)
+    out.non_negative(("delivery", "high_water"), delivery.high_water)
+    out.non_negative(("delivery", "high_water_wait"), delivery.high_water_wait)
 
 
 def _check_channel(index: int, channel: ChannelConfig, first_use: dict[str, int], out: _Collector) -> None:

@@ -49,3 +49,37 @@ async def test_no_limit_when_zero(make_queue: MakeQueue) -> None:
         assert await handoff.submit([inbound(f"k{n}", chat=n) for n in range(50)]) == 50
     finally:
         await handoff.stop()
+
+
+async def test_above_high_water_a_sender_waits_for_deliveries(make_queue: MakeQueue) -> None:
+    handoff = DurableHandoff(make_queue(), high_water=2, high_water_wait=5.0)
+    gate = asyncio.Event()
+    delivered: list[Item] = []
+
+    async def deliver(item: Item) -> Outcome:
+        await gate.wait()
+        delivered.append(item)
+        return Delivered()
+
+    try:
+        await handoff.start(deliver)
+        assert await handoff.submit([inbound("a", chat=1), inbound("b", chat=2)]) == 2
+        third = asyncio.create_task(handoff.submit([inbound("c", chat=3)]))
+        await asyncio.sleep(0.2)
+        assert not third.done(), "a sender above high water must wait while nothing is delivered"
+        gate.set()  # deliveries settle: the waiting sender goes on
+        assert await asyncio.wait_for(third, 5.0) == 1
+        assert len(delivered) >= 1
+    finally:
+        gate.set()
+        await handoff.stop()
+
+
+async def test_high_water_wait_is_bounded(make_queue: MakeQueue) -> None:
+    handoff = DurableHandoff(make_queue(), high_water=1, high_water_wait=0.2)
+    try:
+        assert await handoff.submit([inbound("a", chat=1)]) == 1
+        # Nothing delivers (not started): after high_water_wait the item is taken over anyway.
+        assert await asyncio.wait_for(handoff.submit([inbound("b", chat=2)]), 5.0) == 1
+    finally:
+        await handoff.stop()
