@@ -18,6 +18,7 @@ from bridge.adapter import (
     PermanentSendError,
     RetryableSendError,
     SendError,
+    stream_download,
 )
 from bridge.fetch import FetchError, FetchFailed, FetchRefused, SafeFetcher
 from bridge.messages import (
@@ -68,4 +69,5 @@ __all__ = [
     "SendError",
     "Sender",
     "__version__",
+    "stream_download",
 ]

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, final
 
+import httpx
 import msgspec
 
 from bridge.fetch import SafeFetcher
@@ -33,6 +34,7 @@ __all__ = [
     "PermanentSendError",
     "RetryableSendError",
     "SendError",
+    "stream_download",
 ]
 
 ConfigT = TypeVar("ConfigT", bound=msgspec.Struct)
@@ -117,6 +119,28 @@ class FileDownload:
     size: int | None = None
     content_type: str | None = None
     name: str | None = None
+
+
+def stream_download(response: httpx.Response, *, size: int | None = None, chunk_size: int = 64 * 1024) -> FileDownload:
+    """A `FileDownload` over an httpx response sent with `stream=True`: read to its end, then closed, never
+    held whole in memory. A transfer that breaks off mid-way raises `AdapterError`. The size is the answer's
+    Content-Length, else `size`; the content type is the answer's."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in response.aiter_bytes(chunk_size):
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise AdapterError(f"file download interrupted: {type(exc).__name__}") from None
+        finally:
+            await response.aclose()
+
+    length = response.headers.get("content-length")
+    return FileDownload(
+        chunks=chunks(),
+        size=int(length) if length and length.isdigit() else size,
+        content_type=response.headers.get("content-type"),
+    )
 
 
 def _uncounted(kind: str) -> None:

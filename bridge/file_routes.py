@@ -123,7 +123,8 @@ def file_routes(
 
         return Stream(
             _limited(download.chunks, download.size, max_size, overrun),
-            media_type=download.content_type or claim.content_type or "application/octet-stream",
+            # The type the messenger gave with the message wins: file servers often answer a generic one.
+            media_type=claim.content_type or download.content_type or "application/octet-stream",
             headers=headers,
         )
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
@@ -39,6 +39,7 @@ from bridge import (
     Outbound,
     PermanentSendError,
     RetryableSendError,
+    stream_download,
 )
 
 __all__ = ["INBOUND_PATH", "HttpAdapter"]
@@ -148,8 +149,12 @@ class HttpAdapter(Adapter[HttpConfig]):
         try:
             await self.context.submit(inbound)
         except NotTakenOver:
-            return _error(503, "not_taken_over", "the bridge could not take the message over; retry it later",
-                          {"Retry-After": "1"})
+            return _error(
+                503,
+                "not_taken_over",
+                "the bridge could not take the message over; retry it later",
+                {"Retry-After": "1"},
+            )
         return Response(_OK, status_code=200, media_type="application/json")
 
     async def _keep_file_url(self, message: InboundBody) -> str:
@@ -202,16 +207,4 @@ class HttpAdapter(Adapter[HttpConfig]):
             await answer.aclose()
             raise AdapterError(f"the company's file server answered {answer.status_code}")
 
-        async def chunks() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in answer.aiter_bytes():
-                    yield chunk
-            finally:
-                await answer.aclose()
-
-        length = answer.headers.get("content-length")
-        return FileDownload(
-            chunks=chunks(),
-            size=int(length) if length is not None and length.isdigit() else None,
-            content_type=answer.headers.get("content-type"),
-        )
+        return stream_download(answer)

@@ -14,7 +14,7 @@ import httpx
 from telegram import Bot
 from telegram.error import BadRequest, TelegramError
 
-from bridge.adapter import AdapterError, FileDownload, FileGone, FileTooLarge
+from bridge.adapter import AdapterError, FileDownload, FileGone, FileTooLarge, stream_download
 
 __all__ = ["CLOUD_DOWNLOAD_LIMIT", "open_telegram_file"]
 
@@ -58,19 +58,7 @@ async def open_telegram_file(
     if response.status_code >= 300:
         await response.aclose()
         raise AdapterError(f"file download failed with HTTP {response.status_code}")
-    length = response.headers.get("content-length")
-    size = int(length) if length and length.isdigit() else tg_file.file_size
-    return FileDownload(chunks=_stream(response), size=size)
-
-
-async def _stream(response: httpx.Response) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in response.aiter_bytes(_CHUNK):
-            yield chunk
-    except httpx.HTTPError as exc:
-        raise AdapterError(f"file download interrupted: {type(exc).__name__}") from None
-    finally:
-        await response.aclose()
+    return stream_download(response, size=tg_file.file_size, chunk_size=_CHUNK)
 
 
 async def _local_file(path: Path, size: int | None) -> FileDownload:

@@ -9,7 +9,7 @@ messages to the webhook the bot registered with `PUT {api_url}/v1/webhook`, with
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Final
 
 import httpx
@@ -36,6 +36,7 @@ from bridge import (
     PermanentSendError,
     RetryableSendError,
     Sender,
+    stream_download,
 )
 
 __all__ = ["WEBHOOK_PATH", "ChirpAdapter", "ChirpConfig"]
@@ -214,19 +215,7 @@ class ChirpAdapter(Adapter[ChirpConfig]):
             await answer.aclose()
             raise AdapterError(f"Chirp answered {answer.status_code} for a file")
 
-        async def chunks() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in answer.aiter_bytes():
-                    yield chunk
-            finally:
-                await answer.aclose()
-
-        length = answer.headers.get("content-length")
-        return FileDownload(
-            chunks=chunks(),
-            size=int(length) if length and length.isdigit() else None,
-            content_type=answer.headers.get("content-type"),
-        )
+        return stream_download(answer)
 
 
 def _retry_after(answer: httpx.Response) -> float | None:
