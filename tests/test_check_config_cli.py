@@ -127,6 +127,16 @@ def test_valid_config_prints_both_urls_with_secrets_masked(env: dict[str, str], 
         assert secret not in run.out
 
 
+def test_a_webhook_url_of_another_form_gets_a_note(env: dict[str, str], tmp_path: Path) -> None:
+    run = check_config(env, write_config(tmp_path, VALID), cwd=tmp_path)
+    assert "not of the documented form" not in run.out
+    path = write_config(tmp_path, VALID.replace(WEBHOOK, "https://app.chatbots.example.com/hooks/omnichannel"))
+    run = check_config(env, path, cwd=tmp_path)
+    assert run.code == 0
+    assert "note: this is not of the documented form" in run.out
+    assert "the platform answers 404 to other paths" in run.out
+
+
 def test_dash_c_and_show_secrets(env: dict[str, str], tmp_path: Path) -> None:
     path = write_config(tmp_path, VALID)
     run = check_config(env, "-c", path, "--show-secrets", cwd=tmp_path)

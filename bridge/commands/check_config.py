@@ -19,6 +19,7 @@ from bridge.config import (
     masked_webhook_url,
     reply_base_url,
     reply_urls,
+    webhook_token,
 )
 
 __all__ = ["HELP", "add_arguments", "main"]
@@ -100,6 +101,13 @@ def _print_channel(config: Config, channel: ChannelConfig, *, reveal: bool, out:
     print(f"channel {channel.id} (adapter: {channel.adapter_type})", file=out)
     print("  1. the platform's App.Chatbots webhook URL (the bridge posts visitors' messages to it):", file=out)
     print(f"       {webhook}", file=out)
+    if webhook_token(channel.platform.webhook_url) is None:
+        print(
+            "       note: this is not of the documented form "
+            "https://{platform}/connector/omnichannel/omnichannel_message/{token}/bot_api_webhook; "
+            "the platform answers 404 to other paths",
+            file=out,
+        )
     print('  2. paste into the platform\'s "Channel webhook: URL" field (it appends /send_message):', file=out)
     for number, (url, auth) in enumerate(reply_urls(config, channel, reveal=reveal)):
         if number:
