@@ -7,7 +7,7 @@ leniently: unknown fields are ignored and an unknown `kind` decodes to `UnknownR
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -117,7 +117,7 @@ class KeyboardReply(msgspec.Struct, tag="keyboard", tag_field="kind"):
 
 
 class FileOperatorData(msgspec.Struct):
-    url: str
+    url: Annotated[str, msgspec.Meta(min_length=1)]
     name: str | None = None
     media_type: str | None = None
     content_type: str | None = None

@@ -162,8 +162,19 @@ async def test_body_over_limit(bridge: Bridge) -> None:
         (b'{"chat_id": 1, "message": "hi"}', "`message` must be an object"),
         (b'{"chat_id": 1, "message": {"kind": "operator"}}', "invalid `message` of kind 'operator'"),
         (b'{"chat_id": 1, "message": {"kind": "keyboard", "buttons": [{"id": "a"}]}}', "kind 'keyboard'"),
+        (b'{"chat_id": 1, "message": {"kind": "file_operator", "data": {"url": ""}}}', "kind 'file_operator'"),
     ],
-    ids=["broken-json", "array", "no-chat-id", "no-message", "chat-id-type", "message-type", "no-text", "bad-buttons"],
+    ids=[
+        "broken-json",
+        "array",
+        "no-chat-id",
+        "no-message",
+        "chat-id-type",
+        "message-type",
+        "no-text",
+        "bad-buttons",
+        "empty-url",
+    ],
 )
 async def test_bad_request(bridge: Bridge, body: bytes, desc_part: str) -> None:
     r = await post(f"{bridge.url}/channels/hdr/send_message", body, AUTH)
