@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+
+from bridge.testing.server import free_port
 
 REDIS_URL = os.environ.get("BRIDGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -54,10 +55,6 @@ async def redis_cleanup(redis_url: str, redis_prefix: str) -> AsyncIterator[str]
         await client.aclose()
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ capabilities so that splitting and keyboard reflow are always exercised.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from bridge.emulator.app import sample_files
 from bridge.handoff import Handoff
 from bridge.messages import Inbound
 from bridge.testing.conformance_checks import ConformanceFailure
-from bridge.testing.server import serve
+from bridge.testing.server import free_port, serve
 
 __all__ = [
     "FILE_NAME",
@@ -76,12 +75,6 @@ class Command:
     KEYBOARD = "conformance: keyboard"
     MENU = "conformance: menu"
     FILE = "conformance: file"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def sample_file() -> tuple[bytes, str]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
 
-__all__ = ["RunningServer", "ServerStartupError", "serve"]
+__all__ = ["RunningServer", "ServerStartupError", "free_port", "serve"]
 
 
 class ServerStartupError(RuntimeError):
@@ -25,6 +27,33 @@ class RunningServer:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+
+def _ephemeral_floor() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as ports:
+            return int(ports.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port that is free now, for a server that must know its port before it starts (its public URL).
+
+    Chosen below the kernel's ephemeral range: a port the kernel handed out (`bind(0)`) would be handed out
+    again as the local port of some outgoing connection, which then blocks the server's bind."""
+    floor = _ephemeral_floor()
+    low, high = (10000, floor - 1) if floor > 11000 else (floor, 65535)
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randint(low, high)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise OSError("no free port found")
 
 
 @contextlib.asynccontextmanager
