@@ -117,6 +117,15 @@ class FakeTelegram:
     def base_file_url(self) -> str:
         return f"{self.url}/file/bot"
 
+    def adapter_settings(self, **overrides: Any) -> dict[str, Any]:
+        """The Telegram adapter's keys for this fake: fast polling, send limits too high to matter."""
+        return {
+            "bot_token": self.token, "api_base_url": self.url, "poll_timeout": 1, "poll_retry_delay": 0.02,
+            "poll_retry_max": 0.1, "rate_limits": {"private_per_second": 1000.0, "private_burst": 1000,
+                                                   "group_burst": 1000},
+            **overrides,
+        }
+
     # ------------------------------------------------------------------ what tests set up
 
     def push_update(self, update: dict[str, Any]) -> int:

@@ -92,9 +92,8 @@ def telegram_channel(platform_base: str, tg: FakeTelegram, *, mode: str, channel
         "id": channel_id,
         "platform": {"webhook_url": webhook_url(platform_base), "token": REPLY_TOKEN},
         "adapter": {
-            "type": "telegram", "bot_token": tg.token, "api_base_url": tg.url, "mode": mode,
-            "poll_timeout": 1, "poll_retry_delay": 0.05, "poll_retry_max": 0.2, "request_timeout": 5,
-            "rate_limits": {"private_per_second": 1000.0, "private_burst": 1000, "group_burst": 1000},
+            "type": "telegram",
+            **tg.adapter_settings(mode=mode, poll_retry_delay=0.05, poll_retry_max=0.2, request_timeout=5),
         },
     }
 

@@ -63,17 +63,7 @@ class Loop:
 
 
 def telegram_block(tg: FakeTelegram, **overrides: Any) -> dict[str, Any]:
-    block: dict[str, Any] = {
-        "type": "telegram",
-        "bot_token": tg.token,
-        "api_base_url": tg.url,
-        "poll_timeout": 1,
-        "poll_retry_delay": 0.02,
-        "poll_retry_max": 0.1,
-        "rate_limits": {"private_burst": 100, "private_per_second": 100.0},
-    }
-    block.update(overrides)
-    return block
+    return {"type": "telegram", **tg.adapter_settings(**overrides)}
 
 
 @contextlib.contextmanager

@@ -89,18 +89,8 @@ def core() -> Core:
 
 
 def telegram_config(tg: FakeTelegram, **overrides: Any) -> TelegramConfig:
-    settings: dict[str, Any] = {
-        "bot_token": tg.token,
-        "api_base_url": tg.url,
-        "poll_timeout": 1,
-        "poll_retry_delay": 0.02,
-        "poll_retry_max": 0.1,
-        "request_timeout": 5.0,
-        # Generous, so tests never wait on the limiter unless they mean to (it has its own tests).
-        "rate_limits": {"private_per_second": 1000.0, "private_burst": 1000, "group_burst": 1000},
-    }
-    settings.update(overrides)
-    return msgspec.convert(settings, TelegramConfig)
+    # Limits too high to matter, so tests never wait on the limiter unless they mean to (it has its own tests).
+    return msgspec.convert(tg.adapter_settings(request_timeout=5.0, **overrides), TelegramConfig)
 
 
 MakeAdapter = Callable[..., Awaitable[TelegramAdapter]]

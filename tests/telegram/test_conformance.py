@@ -26,14 +26,7 @@ class TestTelegramConformance(AdapterConformance):
             yield fake
 
     def adapter_config(self) -> dict[str, Any]:
-        return {
-            "bot_token": self.fake.token,
-            "api_base_url": self.fake.url,
-            "poll_timeout": 1,
-            "poll_retry_delay": 0.02,
-            "poll_retry_max": 0.1,
-            "rate_limits": {"private_burst": 100, "private_per_second": 100.0},
-        }
+        return self.fake.adapter_settings()
 
     def chat_id(self, chat: str) -> int:
         return self.chats.setdefault(chat, 1000 + len(self.chats))

@@ -36,15 +36,7 @@ class Loop:
 async def loop(tmp_path: Path) -> AsyncIterator[Loop]:
     port = free_port()
     async with run_fake_telegram() as tg, run_emulator(EmulatorConfig()) as emulator:
-        adapter_block = {
-            "type": "telegram",
-            "bot_token": tg.token,
-            "api_base_url": tg.url,
-            "poll_timeout": 1,
-            "poll_retry_delay": 0.02,
-            "poll_retry_max": 0.1,
-            "rate_limits": {"private_burst": 100, "private_per_second": 100.0},
-        }
+        adapter_block = {"type": "telegram", **tg.adapter_settings()}
         config = make_config(
             [channel("tg", emulator.webhook_url(PLATFORM_TOKEN), token=REPLY_TOKEN, site="example.com",
                      adapter=adapter_block)],
