@@ -12,6 +12,9 @@ from typing import Any
 
 import uvicorn
 
+from bridge.config import LoggingConfig
+from bridge.logs import uvicorn_logging
+
 __all__ = ["RunningServer", "ServerStartupError", "free_port", "serve"]
 
 
@@ -58,10 +61,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @contextlib.asynccontextmanager
 async def serve(
-    app: Any, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 10.0
+    app: Any, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 10.0, logging: LoggingConfig | None = None
 ) -> AsyncIterator[RunningServer]:
-    """Serve `app` (lifespan included) until the block exits; port 0 picks a free port."""
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", access_log=False)
+    """Serve `app` (lifespan included) until the block exits; port 0 picks a free port.
+
+    Quiet by default; with `logging`, uvicorn logs as `omnichannel-bridge run` sets it up (no handlers of its
+    own, access lines on), for tests that read the bridge's log output."""
+    options: dict[str, Any] = (
+        uvicorn_logging(logging) if logging is not None else {"log_level": "warning", "access_log": False}
+    )
+    config = uvicorn.Config(app, host=host, port=port, lifespan="on", **options)
     server = uvicorn.Server(config)
 
     async def run() -> None:

@@ -7,7 +7,6 @@ so what the tests capture is what an operator's bridge would write.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
@@ -16,7 +15,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import msgspec
-import uvicorn
 
 from adapters.telegram import TelegramAdapter
 from bridge.app import BridgeRuntime, create_app
@@ -24,7 +22,8 @@ from bridge.config import Config, FilesConfig, LoggingConfig, MetricsConfig, sec
 from bridge.emulator import EmulatorChannel, EmulatorConfig, RunningEmulator, Script, run_emulator
 from bridge.emulator.script import default_script
 from bridge.files import FileUrlSigner
-from bridge.logs import BridgeLogHandler, configure_logging, uvicorn_logging
+from bridge.logs import BridgeLogHandler, configure_logging
+from bridge.testing.server import serve
 from bridge.testing.telegram import FakeTelegram, run_fake_telegram
 from tests.conftest import free_port
 from tests.support import channel, make_config
@@ -70,10 +69,22 @@ def telegram_block(tg: FakeTelegram, **overrides: Any) -> dict[str, Any]:
 def bridge_logging(config: Config, stream: TextIO) -> Iterator[None]:
     """The process's logging as `bridge run` sets it up (redacting handler on the root logger) for the block,
     then put back as it was."""
-    touched = ["", "uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "litestar", "httpx", "httpcore",
-               "hpack", "telegram.ext.ExtBot"]
-    saved = {name: (logging.getLogger(name).level, list(logging.getLogger(name).handlers),
-                    logging.getLogger(name).propagate) for name in touched}
+    touched = [
+        "",
+        "uvicorn",
+        "uvicorn.error",
+        "uvicorn.access",
+        "uvicorn.asgi",
+        "litestar",
+        "httpx",
+        "httpcore",
+        "hpack",
+        "telegram.ext.ExtBot",
+    ]
+    saved = {
+        name: (logging.getLogger(name).level, list(logging.getLogger(name).handlers), logging.getLogger(name).propagate)
+        for name in touched
+    }
     configure_logging(config.logging, secret_values(config), stream=stream)
     try:
         yield
@@ -87,26 +98,6 @@ def bridge_logging(config: Config, stream: TextIO) -> Iterator[None]:
             logger.handlers[:] = handlers
             logger.propagate = propagate
         logging.captureWarnings(False)
-
-
-@contextlib.asynccontextmanager
-async def serve_bridge(app: Any, port: int, logging_config: LoggingConfig) -> AsyncIterator[None]:
-    """uvicorn as `bridge run` configures it (no logging of its own, access lines on)."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on",
-                                           **uvicorn_logging(logging_config)))
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                    raise RuntimeError("the bridge exited during startup")
-                await asyncio.sleep(0.01)
-        yield
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, 10)
 
 
 @contextlib.asynccontextmanager
@@ -128,13 +119,21 @@ async def run_loop(
         tg = await stack.enter_async_context(run_fake_telegram())
         tg2 = await stack.enter_async_context(run_fake_telegram(token=SECOND_BOT_TOKEN)) if second_channel else None
         emulator = await stack.enter_async_context(run_emulator(EmulatorConfig(script=script or default_script())))
-        channels = [channel("tg", emulator.webhook_url(PLATFORM_TOKEN), token=REPLY_TOKEN, url_secret=URL_SECRET,
-                            site="example.com", adapter=telegram_block(tg, **(telegram or {})))]
+        channels = [
+            channel(
+                "tg",
+                emulator.webhook_url(PLATFORM_TOKEN),
+                token=REPLY_TOKEN,
+                url_secret=URL_SECRET,
+                site="example.com",
+                adapter=telegram_block(tg, **(telegram or {})),
+            )
+        ]
         if tg2 is not None:
-            channels.append(channel("tg2", emulator.webhook_url(PLATFORM_TOKEN_2), token=REPLY_TOKEN,
-                                    adapter=telegram_block(tg2)))
-        config = make_config(channels, store_url=f"sqlite:///{tmp_path}/bridge.db", port=port,
-                             public_url=public_url)
+            channels.append(
+                channel("tg2", emulator.webhook_url(PLATFORM_TOKEN_2), token=REPLY_TOKEN, adapter=telegram_block(tg2))
+            )
+        config = make_config(channels, store_url=f"sqlite:///{tmp_path}/bridge.db", port=port, public_url=public_url)
         config = msgspec.structs.replace(
             config,
             files=files or FilesConfig(signing_key=SIGNING_KEY),
@@ -144,10 +143,11 @@ async def run_loop(
         if log_stream is not None:
             stack.enter_context(bridge_logging(config, log_stream))
         app = create_app(config, adapters={"telegram": TelegramAdapter})
-        await stack.enter_async_context(serve_bridge(app, port, config.logging))
+        await stack.enter_async_context(serve(app, port=port, logging=config.logging))
         # The agent answers over the secret URL (no header): that secret travels on every reply.
         emulator.set_channel(EmulatorChannel(token=PLATFORM_TOKEN, reply_url=f"{public_url}/channels/tg/{URL_SECRET}"))
         if tg2 is not None:
-            emulator.set_channel(EmulatorChannel(token=PLATFORM_TOKEN_2, reply_url=f"{public_url}/channels/tg2",
-                                                 reply_token=REPLY_TOKEN))
+            emulator.set_channel(
+                EmulatorChannel(token=PLATFORM_TOKEN_2, reply_url=f"{public_url}/channels/tg2", reply_token=REPLY_TOKEN)
+            )
         yield Loop(tg, emulator, app.state.bridge, public_url, config, tg2)

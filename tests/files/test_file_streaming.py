@@ -19,8 +19,9 @@ from bridge import Adapter, AdapterError, FileDownload, Outbound
 from bridge.app import create_app
 from bridge.config import FilesConfig, LoggingConfig
 from bridge.files import FileUrlSigner
+from bridge.testing.server import serve
 from tests.conftest import free_port
-from tests.files.loop_support import SIGNING_KEY, serve_bridge
+from tests.files.loop_support import SIGNING_KEY
 from tests.support import channel, make_config
 
 CHUNK = 64 * 1024
@@ -81,19 +82,31 @@ class Running:
 async def running(tmp_path: Path) -> AsyncIterator[Running]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    config = make_config([channel("g", "http://127.0.0.1:9/omnichannel_message/unused/bot_api_webhook",
-                                  token="reply-token-streaming", adapter={"type": "gated"})],
-                         store_url=f"sqlite:///{tmp_path}/bridge.db", port=port, public_url=url)
+    config = make_config(
+        [
+            channel(
+                "g",
+                "http://127.0.0.1:9/omnichannel_message/unused/bot_api_webhook",
+                token="reply-token-streaming",
+                adapter={"type": "gated"},
+            )
+        ],
+        store_url=f"sqlite:///{tmp_path}/bridge.db",
+        port=port,
+        public_url=url,
+    )
     config = msgspec.structs.replace(config, files=FilesConfig(signing_key=SIGNING_KEY, max_size_mb=LIMIT / 2**20))
     app = create_app(config, adapters={"gated": GatedAdapter})
-    async with serve_bridge(app, port, LoggingConfig(level="WARNING")):
+    async with serve(app, port=port, logging=LoggingConfig(level="WARNING")):
         adapter = app.state.bridge.channels["g"].adapter
         yield Running(url, FileUrlSigner(SIGNING_KEY, public_url=url, ttl=60), adapter)
 
 
 async def test_the_client_gets_the_first_chunk_before_the_adapter_has_the_second(running: Running) -> None:
-    async with httpx.AsyncClient(trust_env=False, timeout=10) as client, \
-            client.stream("GET", running.signer.sign("g", "gated")) as response:
+    async with (
+        httpx.AsyncClient(trust_env=False, timeout=10) as client,
+        client.stream("GET", running.signer.sign("g", "gated")) as response,
+    ):
         assert response.status_code == 200
         assert response.headers["content-length"] == str(2 * CHUNK)
         received = bytearray()

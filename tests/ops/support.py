@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import msgspec
-import uvicorn
 from litestar import get
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -22,7 +21,8 @@ from bridge.app import BridgeRuntime, create_app
 from bridge.config import Config, DeliveryConfig, LoggingConfig, MetricsConfig, secret_values
 from bridge.delivery import build_handoff
 from bridge.emulator import EmulatorChannel, EmulatorConfig, RunningEmulator, run_emulator
-from bridge.logs import configure_logging, uvicorn_logging
+from bridge.logs import configure_logging
+from bridge.testing.server import serve
 from tests.conftest import free_port
 from tests.support import channel, make_config
 
@@ -96,33 +96,25 @@ def ops_config(emulator: RunningEmulator, store_url: str, *, port: int, **server
     return config
 
 
-@contextlib.asynccontextmanager
-async def serve_like_run(app: Any, config: Config) -> AsyncIterator[str]:
-    """Serve `app` with the uvicorn logging options `run` uses (access log on, no uvicorn handlers)."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=config.server.port, lifespan="on", **uvicorn_logging(config.logging))
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        async with asyncio.timeout(10):
-            while not server.started:
-                if task.done():
-                    task.result()
-                    raise RuntimeError("the bridge exited during startup")
-                await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{config.server.port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-
-
 @contextlib.contextmanager
 def captured_logs(secrets: Iterable[str], log_format: str = "json", level: str = "INFO") -> Iterator[io.StringIO]:
     """Install the bridge's logging on a string buffer; put the previous logging state back afterwards."""
-    names = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "litestar", "httpx", "httpcore", "hpack",
-             "telegram.ext.ExtBot")
-    saved = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).propagate,
-                    logging.getLogger(name).level) for name in names}
+    names = (
+        "",
+        "uvicorn",
+        "uvicorn.error",
+        "uvicorn.access",
+        "uvicorn.asgi",
+        "litestar",
+        "httpx",
+        "httpcore",
+        "hpack",
+        "telegram.ext.ExtBot",
+    )
+    saved = {
+        name: (logging.getLogger(name).handlers[:], logging.getLogger(name).propagate, logging.getLogger(name).level)
+        for name in names
+    }
     stream = io.StringIO()
     handler = configure_logging(LoggingConfig(level=level), secrets, log_format=log_format, stream=stream)
     try:
@@ -177,7 +169,8 @@ async def ops_bridge(store_url: str, **server: Any) -> AsyncIterator[OpsBridge]:
         with captured_logs(secret_values(config)) as logs:
             handoff = build_handoff(config, poll_interval=0.05)
             app = create_app(config, adapters={"ops": OpsAdapter}, handoff=handoff)
-            async with serve_like_run(app, config) as url:
+            async with serve(app, port=config.server.port, logging=config.logging) as server:
+                url = server.url
                 # The emulated agent replies on the secret URL, so those paths are in the access log.
                 emulator.set_channel(
                     EmulatorChannel(token=PLATFORM_TOKEN, reply_url=f"{url}/channels/web/{URL_SECRET}")
