@@ -31,6 +31,7 @@ from bridge.config import LoggingConfig
 from bridge.handoff import InboundItem, Item
 
 __all__ = [
+    "CONFIGURED_LOGGERS",
     "LOG_FORMATS",
     "MASK",
     "BridgeLogHandler",
@@ -58,6 +59,8 @@ _CONTEXT: ContextVar[Mapping[str, Any]] = ContextVar("omnichannel_bridge_log_con
 _ROUTED_LOGGERS: Final = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "litestar")
 # Chatty below WARNING (one line per HTTP request to Telegram, including every long poll).
 _QUIET_LOGGERS: Final = ("httpx", "httpcore", "hpack", "telegram.ext.ExtBot")
+# Every logger `configure_logging` changes (the root first), for code that must put them back afterwards.
+CONFIGURED_LOGGERS: Final = ("", *_ROUTED_LOGGERS, *_QUIET_LOGGERS)
 
 _RECORD_FIELDS: Final = frozenset(
     {*logging.LogRecord("", 0, "", 0, "", None, None).__dict__, "message", "asctime", "taskName", "color_message"}

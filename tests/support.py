@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TextIO
 
 import msgspec
 
 from bridge import Adapter, Capabilities, Outbound, PermanentSendError, RetryableSendError
-from bridge.config import ChannelConfig, Config, FilesConfig, PlatformConfig, ServerConfig, StoreConfig
+from bridge.config import ChannelConfig, Config, FilesConfig, LoggingConfig, PlatformConfig, ServerConfig, StoreConfig
+from bridge.logs import CONFIGURED_LOGGERS, configure_logging
 
 
 class RecordingConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -93,3 +96,27 @@ def make_config(
         store=StoreConfig(url=store_url),
         files=FilesConfig(signing_key="test-signing-key-0123456789"),
     )
+
+
+@contextlib.contextmanager
+def bridge_logging(
+    logging_config: LoggingConfig, secrets: Iterable[str], stream: TextIO, *, log_format: str | None = None
+) -> Iterator[None]:
+    """The process's logging as `omnichannel-bridge run` sets it up, writing to `stream`, for the block; then
+    every logger it touched is put back as it was."""
+    saved = {
+        name: (logger.level, list(logger.handlers), logger.propagate)
+        for name in CONFIGURED_LOGGERS
+        for logger in [logging.getLogger(name)]
+    }
+    handler = configure_logging(logging_config, secrets, log_format=log_format, stream=stream)
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        logging.getLogger().removeHandler(handler)
+        for name, (level, handlers, propagate) in saved.items():
+            logger = logging.getLogger(name)
+            logger.setLevel(level)
+            logger.handlers[:] = handlers
+            logger.propagate = propagate

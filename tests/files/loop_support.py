@@ -8,8 +8,7 @@ so what the tests capture is what an operator's bridge would write.
 from __future__ import annotations
 
 import contextlib
-import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -22,11 +21,10 @@ from bridge.config import Config, FilesConfig, LoggingConfig, MetricsConfig, sec
 from bridge.emulator import EmulatorChannel, EmulatorConfig, RunningEmulator, Script, run_emulator
 from bridge.emulator.script import default_script
 from bridge.files import FileUrlSigner
-from bridge.logs import BridgeLogHandler, configure_logging
 from bridge.testing.server import serve
 from bridge.testing.telegram import FakeTelegram, run_fake_telegram
 from tests.conftest import free_port
-from tests.support import channel, make_config
+from tests.support import bridge_logging, channel, make_config
 
 PLATFORM_TOKEN = "platform-token-files-4f81c2d9"
 PLATFORM_TOKEN_2 = "platform-token-files-second-93ab"
@@ -63,41 +61,6 @@ class Loop:
 
 def telegram_block(tg: FakeTelegram, **overrides: Any) -> dict[str, Any]:
     return {"type": "telegram", **tg.adapter_settings(**overrides)}
-
-
-@contextlib.contextmanager
-def bridge_logging(config: Config, stream: TextIO) -> Iterator[None]:
-    """The process's logging as `bridge run` sets it up (redacting handler on the root logger) for the block,
-    then put back as it was."""
-    touched = [
-        "",
-        "uvicorn",
-        "uvicorn.error",
-        "uvicorn.access",
-        "uvicorn.asgi",
-        "litestar",
-        "httpx",
-        "httpcore",
-        "hpack",
-        "telegram.ext.ExtBot",
-    ]
-    saved = {
-        name: (logging.getLogger(name).level, list(logging.getLogger(name).handlers), logging.getLogger(name).propagate)
-        for name in touched
-    }
-    configure_logging(config.logging, secret_values(config), stream=stream)
-    try:
-        yield
-    finally:
-        root = logging.getLogger()
-        for handler in [h for h in root.handlers if isinstance(h, BridgeLogHandler)]:
-            root.removeHandler(handler)
-        for name, (level, handlers, propagate) in saved.items():
-            logger = logging.getLogger(name)
-            logger.setLevel(level)
-            logger.handlers[:] = handlers
-            logger.propagate = propagate
-        logging.captureWarnings(False)
 
 
 @contextlib.asynccontextmanager
@@ -141,7 +104,7 @@ async def run_loop(
             logging=logging_config or LoggingConfig(level="INFO"),
         )
         if log_stream is not None:
-            stack.enter_context(bridge_logging(config, log_stream))
+            stack.enter_context(bridge_logging(config.logging, secret_values(config), log_stream))
         app = create_app(config, adapters={"telegram": TelegramAdapter})
         await stack.enter_async_context(serve(app, port=port, logging=config.logging))
         # The agent answers over the secret URL (no header): that secret travels on every reply.

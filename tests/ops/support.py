@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,10 +20,9 @@ from bridge.app import BridgeRuntime, create_app
 from bridge.config import Config, DeliveryConfig, LoggingConfig, MetricsConfig, secret_values
 from bridge.delivery import build_handoff
 from bridge.emulator import EmulatorChannel, EmulatorConfig, RunningEmulator, run_emulator
-from bridge.logs import configure_logging
 from bridge.testing.server import serve
 from tests.conftest import free_port
-from tests.support import channel, make_config
+from tests.support import bridge_logging, channel, make_config
 
 PLATFORM_TOKEN = "platform-token-ops-7f3a9c"
 REPLY_TOKEN = "reply-token-ops-51be0d"
@@ -99,34 +97,9 @@ def ops_config(emulator: RunningEmulator, store_url: str, *, port: int, **server
 @contextlib.contextmanager
 def captured_logs(secrets: Iterable[str], log_format: str = "json", level: str = "INFO") -> Iterator[io.StringIO]:
     """Install the bridge's logging on a string buffer; put the previous logging state back afterwards."""
-    names = (
-        "",
-        "uvicorn",
-        "uvicorn.error",
-        "uvicorn.access",
-        "uvicorn.asgi",
-        "litestar",
-        "httpx",
-        "httpcore",
-        "hpack",
-        "telegram.ext.ExtBot",
-    )
-    saved = {
-        name: (logging.getLogger(name).handlers[:], logging.getLogger(name).propagate, logging.getLogger(name).level)
-        for name in names
-    }
     stream = io.StringIO()
-    handler = configure_logging(LoggingConfig(level=level), secrets, log_format=log_format, stream=stream)
-    try:
+    with bridge_logging(LoggingConfig(level=level), secrets, stream, log_format=log_format):
         yield stream
-    finally:
-        logging.captureWarnings(False)
-        logging.getLogger().removeHandler(handler)
-        for name, (handlers, propagate, saved_level) in saved.items():
-            restored = logging.getLogger(name)
-            restored.handlers[:] = handlers
-            restored.propagate = propagate
-            restored.setLevel(saved_level)
 
 
 @dataclass
