@@ -60,15 +60,6 @@ def write_config(tmp_path: Path, url: str) -> str:
     return str(path)
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/data/bridge.db"
-    url: str = request.getfixturevalue("redis_url")
-    prefix: str = request.getfixturevalue("redis_cleanup")
-    return f"{url}?prefix={prefix}"
-
-
 @pytest.fixture
 async def queue(store_url: str) -> AsyncIterator[Queue]:
     q = open_queue(store_url)
