@@ -24,6 +24,7 @@ import contextlib
 import logging
 import math
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
@@ -110,7 +111,9 @@ class DurableHandoff(Handoff):
         self.high_water = high_water
         self.high_water_wait = high_water_wait
         self.backlog_refresh = backlog_refresh
-        self._settled_event = asyncio.Event()
+        # Senders held above high water, per (channel, direction), oldest first: each settled item of that
+        # backlog wakes one of them (waking them all would cost every one of them a look per settled item).
+        self._held: dict[tuple[str, str], deque[asyncio.Future[bool]]] = {}
         # Backlog per (channel, direction) as the queue last reported it plus what this process stored since:
         # reading the queue's status on every submit would cost more than the submit itself.
         self._backlog: dict[tuple[str, str], int] = {}
@@ -147,6 +150,7 @@ class DurableHandoff(Handoff):
             return
         self._stopping = self._stopped = True
         self._notify()
+        self._release_held()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=self.shutdown_grace)
             if pending:
@@ -169,6 +173,8 @@ class DurableHandoff(Handoff):
         await self.queue.open()
         if self.high_water:
             await self._yield_above_high_water(items)
+            if self._stopped:
+                raise HandoffStopped("the bridge is shutting down; the items were not taken over")
         if self.max_backlog:
             await self._refuse_when_full(items)
         stored = await self.queue.put(items)
@@ -193,27 +199,51 @@ class DurableHandoff(Handoff):
     async def _yield_above_high_water(self, items: list[Item]) -> None:
         """While a channel's backlog is above `high_water`, a sender waits (up to `high_water_wait`) for
         deliveries to settle before its items are taken over: on one event loop, unthrottled ingest would take
-        the loop from the delivery workers and the backlog would only grow."""
+        the loop from the delivery workers and the backlog would only grow. Senders are let through in the
+        order they came, one per settled item; a look at the queue every `backlog_refresh` seconds also counts
+        what other replicas stored or delivered."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.high_water_wait
         keys = {_backlog_key(item) for item in items}
-        while True:
+        woken = False
+        while not self._stopping:
             await self._read_backlog()
-            if all(self._backlog.get(key, 0) < self.high_water for key in keys):
-                return
+            full = next((key for key in keys if self._backlog.get(key, 0) >= self.high_water), None)
             remaining = deadline - loop.time()
-            if remaining <= 0:
+            if full is None or remaining <= 0:
                 return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._settled_event.wait(), min(remaining, self.backlog_refresh))
+            held = self._held.setdefault(full, deque())
+            turn: asyncio.Future[bool] = loop.create_future()
+            # A sender woken for a settled item that still finds no room keeps its place at the front.
+            if woken:
+                held.appendleft(turn)
+            else:
+                held.append(turn)
+            timer = loop.call_later(min(remaining, self.backlog_refresh), _release, turn)
+            try:
+                woken = await turn
+            finally:
+                timer.cancel()
+                if not turn.done() or not woken:
+                    with contextlib.suppress(ValueError):
+                        held.remove(turn)
 
     def _count_settled(self, claim: Claim) -> None:
-        """One item left the backlog (delivered or dead-lettered): wake senders held above high water."""
+        """One item left the backlog (delivered or dead-lettered): let the longest-held sender of it through."""
         key = (claim.channel_id, claim.direction)
         if key in self._backlog:
             self._backlog[key] = max(0, self._backlog[key] - 1)
-        self._settled_event.set()
-        self._settled_event = asyncio.Event()
+        held = self._held.get(key)
+        while held:
+            turn = held.popleft()
+            if not turn.done():
+                turn.set_result(True)
+                return
+
+    def _release_held(self) -> None:
+        for held in self._held.values():
+            while held:
+                _release(held.popleft())
 
     async def _refuse_when_full(self, items: list[Item]) -> None:
         await self._read_backlog()
@@ -375,6 +405,12 @@ class DurableHandoff(Handoff):
         """A delivery cancelled at shutdown: make its lane ready now rather than when the lease runs out."""
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.queue.retry_at(claim, self._clock(), "delivery interrupted by shutdown"), 2.0)
+
+
+def _release(turn: asyncio.Future[bool]) -> None:
+    """A held sender's wait ended without a settled item (timed out, or the handoff stops)."""
+    if not turn.done():
+        turn.set_result(False)
 
 
 def _consume_error(future: asyncio.Future[float | None]) -> None:

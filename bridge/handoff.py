@@ -71,7 +71,8 @@ def encode_item(item: Item) -> bytes:
 
 
 def decode_item(data: bytes) -> Item:
-    return _item_decoder.decode(data)  # type: ignore[no-any-return]
+    item: Item = _item_decoder.decode(data)  # typed as Any by older msgspec releases
+    return item
 
 
 class Delivered(msgspec.Struct, frozen=True):

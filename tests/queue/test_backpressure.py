@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bridge.delivery import Backpressure, DurableHandoff
+from bridge.delivery import Backpressure, DurableHandoff, HandoffStopped
 from bridge.handoff import Delivered, Item, Outcome
 from tests.queue.conftest import MakeQueue
 from tests.queue.helpers import FakeClock, inbound, outbound
@@ -83,3 +83,51 @@ async def test_high_water_wait_is_bounded(make_queue: MakeQueue) -> None:
         assert await asyncio.wait_for(handoff.submit([inbound("b", chat=2)]), 5.0) == 1
     finally:
         await handoff.stop()
+
+
+async def test_held_senders_go_on_one_per_settled_item_in_arrival_order(make_queue: MakeQueue) -> None:
+    handoff = DurableHandoff(make_queue(), high_water=1, high_water_wait=30.0, backlog_refresh=60.0)
+    permits = asyncio.Semaphore(0)
+
+    async def deliver(item: Item) -> Outcome:
+        await permits.acquire()
+        return Delivered()
+
+    through: list[str] = []
+
+    async def send(key: str, chat: int) -> None:
+        await handoff.submit([inbound(key, chat=chat)])
+        through.append(key)
+
+    try:
+        await handoff.start(deliver)
+        await send("a", 1)
+        senders = []
+        for n, key in enumerate("bcd", start=2):
+            senders.append(asyncio.create_task(send(key, n)))
+            await asyncio.sleep(0.05)  # they queue up in this order
+        assert through == ["a"]
+        for expected in (["a", "b"], ["a", "b", "c"], ["a", "b", "c", "d"]):
+            permits.release()  # one delivery settles: exactly one held sender goes on, the longest held
+            for _ in range(200):
+                if len(through) == len(expected):
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
+            assert through == expected
+        await asyncio.gather(*senders)
+    finally:
+        for _ in range(10):
+            permits.release()
+        await handoff.stop()
+
+
+async def test_stop_lets_held_senders_go_with_an_error(make_queue: MakeQueue) -> None:
+    handoff = DurableHandoff(make_queue(), high_water=1, high_water_wait=30.0, backlog_refresh=60.0)
+    assert await handoff.submit([inbound("a", chat=1)]) == 1
+    held = asyncio.create_task(handoff.submit([inbound("b", chat=2)]))
+    await asyncio.sleep(0.05)
+    assert not held.done()
+    await handoff.stop()
+    with pytest.raises(HandoffStopped):
+        await asyncio.wait_for(held, 2.0)
