@@ -259,9 +259,15 @@ class RedisQueue(Queue):
         client = self._client
         now = self.clock()
         try:
-            counts: dict[bytes, bytes] = await client.hgetall(f"{self._p}:n")
-            dead: dict[bytes, bytes] = await client.hgetall(f"{self._p}:deadn")
-            leases: list[Any] = await client.hkeys(f"{self._p}:lease")
+            # One snapshot: read one by one, an item dead-lettered in between would count twice.
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.hgetall(f"{self._p}:n")
+                pipe.hgetall(f"{self._p}:deadn")
+                pipe.hkeys(f"{self._p}:lease")
+                snapshot = await pipe.execute()
+            counts: dict[bytes, bytes] = snapshot[0]
+            dead: dict[bytes, bytes] = snapshot[1]
+            leases: list[Any] = snapshot[2]
             scores = await client.zmscore(f"{self._p}:ready", leases) if leases else []
             channels = sorted({key.decode() for key in (*counts, *dead)})
             async with client.pipeline(transaction=False) as pipe:
