@@ -63,6 +63,13 @@ def test_redactor_masks_secrets_in_every_form() -> None:
     assert redact("GET /files/v1.eyJjIjoid2ViIn0.c2lnbmF0dXJl HTTP/1.1") == "GET /files/*** HTTP/1.1"
     assert redact("nothing to hide here") == "nothing to hide here"
     assert Redactor([])("Token text stays") == "Token text stays"
+    # Any case of the header names and of the scheme word.
+    assert redact("PROXY-AUTHORIZATION: x y") == "PROXY-AUTHORIZATION: ***"
+    assert redact("x-telegram-bot-api-secret-token=abc") == "x-telegram-bot-api-secret-token=***"
+    assert redact("sent BEARER abc123") == "sent BEARER ***"
+    # A secret learnt after start is masked from then on.
+    redact.add(["late-secret-42"])
+    assert redact("key late-secret-42 and tok-12345678") == "key *** and ***"
 
 
 def test_json_line_has_fields_context_extras_and_redacted_exception() -> None:
