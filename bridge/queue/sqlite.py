@@ -8,8 +8,9 @@ Tables (component `queue` of `bridge.store.migrations`, so they sit beside the s
 * `queue_items`: the items, `seq` ascending within a lane is the delivery order.
 * `queue_dedupe`: dedupe keys with their expiry; `queue_dead`: the dead letters.
 
-sqlite3 blocks, so every call runs in a worker thread, one at a time (a capacity limiter of one) on one
-connection; other processes on the same file are kept in step by WAL, the busy timeout and `BEGIN IMMEDIATE`.
+Calls run one at a time on one connection (`bridge.store.sqlite_runner`): claims, acks, retries and reads on
+the event loop, puts and replays (which fsync) in a worker thread; other processes on the same file are kept in
+step by WAL, the busy timeout and `BEGIN IMMEDIATE`.
 Writes that arrive together share one transaction and one thread hop (group commit): puts, each in its own
 savepoint so they stay all-or-none one by one; claims of concurrent workers, each taking the next ready
 lane; and acks, retries and dead letters. Under load this multiplies the drain rate several times.
@@ -27,9 +28,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from secrets import token_hex
 from typing import TypeVar
-
-import anyio
-import anyio.to_thread
 
 from bridge.handoff import DeliveryStatus, Direction, Item
 from bridge.queue.base import (
@@ -54,10 +52,14 @@ from bridge.queue.sqlite_tables import (
 )
 from bridge.store.base import StoreError
 from bridge.store.migrations import connect, migrate, transaction
+from bridge.store.sqlite_runner import SqliteRunner
 
 __all__ = ["QUEUE_MIGRATIONS", "SqliteQueue"]
 
 T = TypeVar("T")
+
+# How often the put thread copies the write-ahead log back into the database file (and so bounds its size).
+_CHECKPOINT_INTERVAL = 1.0
 
 # A change to a held lane: (connection, lane id, now), run inside the settling transaction.
 _Change = Callable[[sqlite3.Connection, int, float], None]
@@ -78,13 +80,13 @@ class SqliteQueue(Queue):
         self.path = Path(path)
         self.busy_timeout = busy_timeout
         self.purge_interval = purge_interval
-        self._conn: sqlite3.Connection | None = None
-        self._limiter = anyio.CapacityLimiter(1)
+        self._runner = SqliteRunner(self._connect, busy_timeout=busy_timeout, name="queue")
         # Concurrent writes share a transaction (see the module docstring).
         self._puts: GroupCommit[list[Entry], int] = GroupCommit(self._flush_puts)
         self._claims: GroupCommit[float, Claim | None] = GroupCommit(self._flush_claims)
         self._settles: GroupCommit[tuple[Claim, _Change], bool] = GroupCommit(self._flush_settles)
         self._next_purge = 0.0
+        self._next_checkpoint = 0.0
 
     def __repr__(self) -> str:
         return f"SqliteQueue({str(self.path)!r})"
@@ -92,12 +94,13 @@ class SqliteQueue(Queue):
     # ------------------------------------------------------------------ lifecycle
 
     async def open(self) -> None:
-        if self._conn is None:
-            await self._run(self._open_sync, need_open=False)
+        if not self._runner.is_open:
+            try:
+                await self._runner.open()
+            except sqlite3.Error as exc:
+                raise QueueError(f"the queue database {str(self.path)!r} failed: {exc}") from exc
 
-    def _open_sync(self) -> None:
-        if self._conn is not None:  # opened by a call that waited on the limiter before this one
-            return
+    def _connect(self) -> sqlite3.Connection:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -105,40 +108,48 @@ class SqliteQueue(Queue):
         conn = connect(self.path, busy_timeout=self.busy_timeout)
         try:
             conn.execute("PRAGMA synchronous = NORMAL")
+            # A checkpoint fsyncs: this connection's run in the put thread (`_put_sync`), never on the loop.
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
             migrate(conn, QUEUE_MIGRATIONS)
         except BaseException:
             conn.close()
             raise
-        self._conn = conn
+        return conn
 
     async def close(self) -> None:
         for group in (self._puts, self._claims, self._settles):
             await group.wait_idle()
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await anyio.to_thread.run_sync(conn.close, limiter=self._limiter)
+        await self._runner.close()
 
-    async def _run(self, fn: Callable[[], T], *, need_open: bool = True) -> T:
-        if need_open and self._conn is None:
-            raise QueueError(f"the queue {str(self.path)!r} is not open")
+    async def _run(self, fn: Callable[[], T]) -> T:
+        """In the worker thread: for writes that fsync, and rare operator calls."""
+        self._db  # noqa: B018 -- fail fast when not open
         try:
-            return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
+            return await self._runner.in_thread(lambda _conn: fn())
+        except (sqlite3.Error, StoreError) as exc:
+            raise QueueError(f"the queue database {str(self.path)!r} failed: {exc}") from exc
+
+    async def _inline(self, fn: Callable[[], T]) -> T:
+        """On the event loop: for the short calls of the delivery workers (see `SqliteRunner`)."""
+        self._db  # noqa: B018 -- fail fast when not open
+        try:
+            return await self._runner.inline(lambda _conn: fn())
         except (sqlite3.Error, StoreError) as exc:
             raise QueueError(f"the queue database {str(self.path)!r} failed: {exc}") from exc
 
     @property
     def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
+        conn = self._runner.connection
+        if conn is None:
             raise QueueError(f"the queue {str(self.path)!r} is not open")
-        return self._conn
+        return conn
 
     # ------------------------------------------------------------------ producers
 
     async def put(self, items: Sequence[Item]) -> int:
         if not items:
             return 0
-        if self._conn is None:
-            raise QueueError(f"the queue {str(self.path)!r} is not open")
+        self._db  # noqa: B018 -- fail fast when not open
         return await self._puts.submit(entries_for(items))
 
     async def _flush_puts(self, batches: list[list[Entry]]) -> list[int | BaseException]:
@@ -164,6 +175,9 @@ class SqliteQueue(Queue):
                     self._next_purge = now + self.purge_interval
         finally:
             conn.execute("PRAGMA synchronous = NORMAL")
+        if now >= self._next_checkpoint:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            self._next_checkpoint = now + _CHECKPOINT_INTERVAL
         return results
 
     def _insert(self, conn: sqlite3.Connection, entries: list[Entry], now: float) -> int:
@@ -194,7 +208,7 @@ class SqliteQueue(Queue):
         return await self._claims.submit(lease)
 
     async def _flush_claims(self, leases: list[float]) -> list[Claim | BaseException | None]:
-        return await self._run(lambda: self._claim_sync(leases))
+        return await self._inline(lambda: self._claim_sync(leases))
 
     def _claim_sync(self, leases: list[float]) -> list[Claim | BaseException | None]:
         """One claim per waiting claimer, all in one transaction: each takes the next ready lane."""
@@ -259,7 +273,7 @@ class SqliteQueue(Queue):
             )
             return cursor.rowcount == 1
 
-        return await self._run(run)
+        return await self._inline(run)
 
     async def ack(self, claim: Claim) -> bool:
         def run(conn: sqlite3.Connection, lane_id: int, now: float) -> None:
@@ -296,7 +310,7 @@ class SqliteQueue(Queue):
         return await self._settles.submit((claim, change))
 
     async def _flush_settles(self, batch: list[tuple[Claim, _Change]]) -> list[bool | BaseException]:
-        return await self._run(lambda: self._settle_sync(batch))
+        return await self._inline(lambda: self._settle_sync(batch))
 
     def _settle_sync(self, batch: list[tuple[Claim, _Change]]) -> list[bool | BaseException]:
         """Apply each change in one transaction, each only if its claim still holds its lane."""
@@ -337,12 +351,12 @@ class SqliteQueue(Queue):
             row = self._db.execute("SELECT MIN(ready_at) FROM queue_lanes").fetchone()
             return None if row[0] is None else float(row[0])
 
-        return await self._run(run)
+        return await self._inline(run)
 
     # ------------------------------------------------------------------ operators
 
     async def status(self) -> list[DeliveryStatus]:
-        return await self._run(lambda: read_status(self._db, self.clock()))
+        return await self._inline(lambda: read_status(self._db, self.clock()))
 
     async def dead_letters(
         self, *, channel_id: str | None = None, direction: Direction | None = None, limit: int = 100
@@ -355,7 +369,7 @@ class SqliteQueue(Queue):
             ).fetchall()
             return [dead_letter_from_row(row) for row in rows]
 
-        return await self._run(run)
+        return await self._inline(run)
 
     async def get_dead_letter(self, dead_letter_id: str) -> DeadLetter | None:
         ids = parse_dead_letter_ids([dead_letter_id])
@@ -366,7 +380,7 @@ class SqliteQueue(Queue):
             row = self._db.execute(f"SELECT {DEAD_COLUMNS} FROM queue_dead WHERE id = ?", ids).fetchone()
             return None if row is None else dead_letter_from_row(row)
 
-        return await self._run(run)
+        return await self._inline(run)
 
     async def replay(self, dead_letter_ids: Sequence[str]) -> list[str]:
         ids = parse_dead_letter_ids(dead_letter_ids)
