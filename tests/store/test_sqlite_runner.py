@@ -1,0 +1,96 @@
+"""`SqliteRunner`: short calls on the loop, waiting calls in the thread, a locked database never stalls the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from bridge.store.migrations import connect
+from bridge.store.sqlite_runner import SqliteRunner
+
+
+@pytest.fixture
+async def runner(tmp_path: Path) -> AsyncIterator[SqliteRunner]:
+    path = tmp_path / "runner.db"
+
+    def opener() -> sqlite3.Connection:
+        conn = connect(path, busy_timeout=5.0)
+        conn.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
+        return conn
+
+    opened = SqliteRunner(opener, busy_timeout=5.0, name="test")
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def insert(n: int, threads: list[int]) -> Callable[[sqlite3.Connection], int]:
+    def call(conn: sqlite3.Connection) -> int:
+        threads.append(threading.get_ident())
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO t (n) VALUES (?)", (n,))
+        conn.execute("COMMIT")
+        return n
+
+    return call
+
+
+async def test_inline_runs_on_the_loop_and_in_thread_does_not(runner: SqliteRunner) -> None:
+    threads: list[int] = []
+    assert await runner.inline(insert(1, threads)) == 1
+    assert await runner.in_thread(insert(2, threads)) == 2
+    assert threads[0] == threading.get_ident()
+    assert threads[1] != threading.get_ident()
+    rows = await runner.inline(lambda conn: conn.execute("SELECT n FROM t ORDER BY n").fetchall())
+    assert rows == [(1,), (2,)]
+
+
+async def test_a_database_locked_by_another_process_moves_the_call_to_the_thread(
+    runner: SqliteRunner, tmp_path: Path
+) -> None:
+    other = sqlite3.connect(tmp_path / "runner.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process's write lock
+    threads: list[int] = []
+    try:
+        call = asyncio.create_task(runner.inline(insert(7, threads)))
+        began = time.monotonic()
+        await asyncio.sleep(0.2)
+        # The loop was free meanwhile (the sleep ended on time) and the call waits in the thread.
+        assert time.monotonic() - began < 0.5
+        assert not call.done()
+        assert threads[0] == threading.get_ident() and threads[-1] != threading.get_ident()
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    assert await asyncio.wait_for(call, 5.0) == 7
+
+
+async def test_a_cancelled_thread_call_keeps_the_connection_until_it_is_done(runner: SqliteRunner) -> None:
+    order: list[str] = []
+
+    def slow(conn: sqlite3.Connection) -> None:
+        time.sleep(0.3)
+        order.append("thread call done")
+
+    task = asyncio.create_task(runner.in_thread(slow))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    await asyncio.sleep(0)
+    await runner.inline(lambda conn: order.append("next call"))
+    assert order == ["thread call done", "next call"]
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_calls_on_a_closed_runner_fail_clearly(runner: SqliteRunner) -> None:
+    await runner.close()
+    with pytest.raises(sqlite3.ProgrammingError, match="not open"):
+        await runner.inline(lambda conn: None)
