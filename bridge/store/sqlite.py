@@ -1,8 +1,8 @@
 """The SQLite store: one file, shareable by several processes on one host.
 
-sqlite3 blocks, so every call runs in a worker thread, one at a time through a capacity limiter of one, on
-a single connection. Cross-process safety comes from the database itself: WAL, a busy timeout and
-`BEGIN IMMEDIATE` around every read-then-write.
+Calls run one at a time on a single connection (`bridge.store.sqlite_runner`): reads on the event loop,
+writes (which fsync) in a worker thread. Cross-process safety comes from the database itself: WAL, a busy
+timeout and `BEGIN IMMEDIATE` around every read-then-write.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-import anyio
-import anyio.to_thread
 import msgspec
 
 from bridge.protocol import VisitorFields
@@ -22,6 +20,7 @@ from bridge.queue.batching import GroupCommit
 from bridge.store._shared import ChatIdCache, check_ttl, merge_visitor
 from bridge.store.base import ChatRecord, Store, StoreError
 from bridge.store.migrations import Migrations, connect, migrate, sql, transaction
+from bridge.store.sqlite_runner import SqliteRunner
 
 __all__ = ["STORE_MIGRATIONS", "SqliteStore"]
 
@@ -107,8 +106,7 @@ class SqliteStore(Store):
         self.busy_timeout = busy_timeout
         self.purge_interval = purge_interval
         self.migrations: tuple[Migrations, ...] = (STORE_MIGRATIONS, *extra_migrations)
-        self._conn: sqlite3.Connection | None = None
-        self._limiter: anyio.CapacityLimiter | None = None
+        self._runner = SqliteRunner(self._open_sync, busy_timeout=busy_timeout, name="store")
         self._next_purge = 0.0
         self._chat_ids = ChatIdCache()
         self._visitor_saves: GroupCommit[_VisitorSave, VisitorFields] = GroupCommit(self._flush_visitor_saves)
@@ -119,14 +117,8 @@ class SqliteStore(Store):
     # ------------------------------------------------------------------ lifecycle
 
     async def open(self) -> None:
-        if self._conn is not None:
-            return
-        if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(1)
-        async with self._limiter:
-            if self._conn is not None:  # another task opened it while we waited
-                return
-            self._conn = await anyio.to_thread.run_sync(self._open_sync)
+        if not self._runner.is_open:
+            await self._runner.open()
 
     def _open_sync(self) -> sqlite3.Connection:
         try:
@@ -152,35 +144,38 @@ class SqliteStore(Store):
         return conn
 
     async def close(self) -> None:
-        if self._conn is None or self._limiter is None:
-            return
         await self._visitor_saves.wait_idle()
-        async with self._limiter:  # waits for the call in flight
-            conn, self._conn = self._conn, None
-            if conn is not None:
-                await anyio.to_thread.run_sync(conn.close)
+        await self._runner.close()
 
     async def ping(self) -> None:
-        await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
+        await self._inline(lambda conn: conn.execute("SELECT 1").fetchone())
 
     async def _run(self, func: Callable[[sqlite3.Connection], T]) -> T:
-        if self._limiter is None:
+        """In the worker thread: writes, which fsync (and may wait for another process's lock)."""
+        if not self._runner.is_open:
             raise StoreError(f"{self!r} is not open")
-        async with self._limiter:
-            conn = self._conn
-            if conn is None:
-                raise StoreError(f"{self!r} is not open")
-            try:
-                return await anyio.to_thread.run_sync(func, conn)
-            except sqlite3.Error as exc:
-                raise StoreError(f"SQLite store {str(self.path)!r}: {exc}") from exc
+        try:
+            return await self._runner.in_thread(func)
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {str(self.path)!r}: {exc}") from exc
+
+    async def _inline(self, func: Callable[[sqlite3.Connection], T]) -> T:
+        """On the event loop: reads, which cost less than the hop to the thread."""
+        if not self._runner.is_open:
+            raise StoreError(f"{self!r} is not open")
+        try:
+            return await self._runner.inline(func)
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {str(self.path)!r}: {exc}") from exc
 
     # ------------------------------------------------------------------ chat ids
 
     async def chat_id_for(self, channel_id: str, native_chat_id: str) -> int:
         known = self._chat_ids.get(channel_id, native_chat_id)
+        if known is None:
+            known = await self._inline(lambda conn: _chat_id(conn, channel_id, native_chat_id))
         if known is not None:
-            return known
+            return self._chat_ids.put(channel_id, native_chat_id, known)
 
         def allocate(conn: sqlite3.Connection) -> int:
             found = _chat_id(conn, channel_id, native_chat_id)
@@ -215,7 +210,7 @@ class SqliteStore(Store):
                 adapter_data=_adapter_data.decode(row[2]),
             )
 
-        return await self._run(lookup)
+        return await self._inline(lookup)
 
     async def set_chat_data(self, chat_id: int, adapter_data: dict[str, str]) -> None:
         if chat_id not in _CHAT_ID_RANGE:
@@ -235,24 +230,22 @@ class SqliteStore(Store):
     async def save_visitor(
         self, channel_id: str, native_user_id: str, fields: VisitorFields
     ) -> VisitorFields:
-        if self._conn is None:
-            raise StoreError(f"{self!r} is not open")
+        # Most messages come from a visitor whose profile has not changed: a read on the loop tells, and then
+        # there is nothing to write (no thread hop, no fsync).
+        merged, unchanged = await self._inline(lambda conn: _merged_visitor(conn, channel_id, native_user_id, fields))
+        if unchanged:
+            return merged
         return await self._visitor_saves.submit((channel_id, native_user_id, fields))
 
     async def _flush_visitor_saves(self, saves: list[_VisitorSave]) -> list[VisitorFields | BaseException]:
-        # Every inbound message saves its visitor: the saves of concurrent messages share one thread hop (each
-        # costly on a busy loop), while each is still read, merged and written on its own, in arrival order.
+        # The saves of concurrent messages share one thread hop, while each is still read, merged and written
+        # on its own, in arrival order.
         return await self._run(lambda conn: [self._save_visitor_sync(conn, *save) for save in saves])
 
     def _save_visitor_sync(
         self, conn: sqlite3.Connection, channel_id: str, native_user_id: str, fields: VisitorFields
     ) -> VisitorFields | BaseException:
         try:
-            # Most messages come from a visitor whose profile has not changed: then there is nothing to write
-            # (and no fsync to wait for), which a plain read tells without taking the write lock.
-            merged, unchanged = _merged_visitor(conn, channel_id, native_user_id, fields)
-            if unchanged:
-                return merged
             with transaction(conn):
                 merged, _ = _merged_visitor(conn, channel_id, native_user_id, fields)
                 conn.execute(
@@ -274,7 +267,7 @@ class SqliteStore(Store):
             ).fetchone()
             return _visitor.decode(row[0]) if row else None
 
-        return await self._run(lookup)
+        return await self._inline(lookup)
 
     # ------------------------------------------------------------------ key-values
 
@@ -287,7 +280,7 @@ class SqliteStore(Store):
             ).fetchone()
             return bytes(row[0]) if row else None
 
-        return await self._run(lookup)
+        return await self._inline(lookup)
 
     async def kv_set(self, namespace: str, key: str, value: bytes, *, ttl: float | None = None) -> None:
         expires_at = _expires_at(check_ttl(ttl))

@@ -45,7 +45,8 @@ class SqliteRunner:
         self._busy_ms = int(busy_timeout * 1000)
         self._name = name
         self._conn: sqlite3.Connection | None = None
-        self._lock = asyncio.Lock()
+        # Made by `open()`, in the loop that will use it: an asyncio lock stays bound to its first loop.
+        self._lock: asyncio.Lock | None = None
         self._executor: ThreadPoolExecutor | None = None
 
     @property
@@ -58,6 +59,8 @@ class SqliteRunner:
         return self._conn
 
     async def open(self) -> None:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
         async with self._lock:
             if self._conn is not None:  # opened by a call that waited for the lock before this one
                 return
@@ -72,18 +75,20 @@ class SqliteRunner:
 
     async def close(self) -> None:
         """Waits for the call in flight, then closes the connection and stops the thread."""
+        if self._lock is None:
+            return
         async with self._lock:
             conn, self._conn = self._conn, None
             executor, self._executor = self._executor, None
-            if executor is None:
-                return
-            if conn is not None:
-                await self._wait_for(executor, conn.close)
-            executor.shutdown(wait=False)
+            if executor is not None:
+                if conn is not None:
+                    await self._wait_for(executor, conn.close)
+                executor.shutdown(wait=False)
+        self._lock = None
 
     async def inline(self, call: Callable[[sqlite3.Connection], T]) -> T:
         """Run `call` on the loop; in the thread instead when the database is locked by someone else."""
-        async with self._lock:
+        async with self._locked():
             conn = self._require()
             try:
                 return call(conn)
@@ -94,8 +99,13 @@ class SqliteRunner:
 
     async def in_thread(self, call: Callable[[sqlite3.Connection], T]) -> T:
         """Run `call` in the worker thread, waiting up to the busy timeout for other processes' locks."""
-        async with self._lock:
+        async with self._locked():
             return await self._in_thread_locked(self._require(), call)
+
+    def _locked(self) -> asyncio.Lock:
+        if self._lock is None:
+            raise sqlite3.ProgrammingError(f"the {self._name} database is not open")
+        return self._lock
 
     def _require(self) -> sqlite3.Connection:
         if self._conn is None:
