@@ -7,6 +7,7 @@ directly: the platform client and the adapters do.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -42,13 +43,21 @@ __all__ = ["Bridge", "Channel", "ReplyResult", "UnknownChat", "stable_id"]
 
 # Fixed namespace: ids derived from it must stay the same across versions and replicas.
 _ID_NAMESPACE = uuid.UUID("5b0c9a43-7f0e-4b59-9a4c-3d1f6f0b2a71")
+_ID_PREFIX = _ID_NAMESPACE.bytes
 
 log = logging.getLogger("bridge.core")
 
 
 def stable_id(*parts: str) -> str:
-    """A UUID that is the same every time for the same parts, so a redelivered message keeps its id."""
-    return str(uuid.uuid5(_ID_NAMESPACE, "\x1f".join(parts)))
+    """A UUID that is the same every time for the same parts, so a redelivered message keeps its id.
+
+    Exactly `str(uuid.uuid5(namespace, parts joined by U+001F))`, built from the digest directly: two ids per
+    inbound message made `uuid.UUID`'s integer round trips a visible share of the hot path."""
+    digest = bytearray(hashlib.sha1(_ID_PREFIX + "\x1f".join(parts).encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    hex_ = digest.hex()
+    return f"{hex_[:8]}-{hex_[8:12]}-{hex_[12:16]}-{hex_[16:20]}-{hex_[20:]}"
 
 
 class UnknownChat(LookupError):

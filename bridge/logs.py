@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import sys
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -86,7 +86,7 @@ _TRIGGERS: Final = (
 
 
 def new_correlation_id() -> str:
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as random as uuid4().hex, without building a UUID object per message
 
 
 def current_correlation_id() -> str | None:
