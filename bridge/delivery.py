@@ -41,6 +41,7 @@ from bridge.handoff import (
     Retry,
     decode_item,
 )
+from bridge.leases import LeaseKeeper
 from bridge.logs import item_log_fields
 from bridge.queue import Claim, Queue, QueueError, lane_of, open_queue
 
@@ -102,6 +103,7 @@ class DurableHandoff(Handoff):
         self._clock = clock or queue.clock
         self._rng = rng or random.Random()
         self._deliver: Deliverer | None = None
+        self._leases = LeaseKeeper(queue, lease=lease, describe=_describe)
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self._stopping = False
@@ -143,6 +145,7 @@ class DurableHandoff(Handoff):
             raise RuntimeError("a DurableHandoff starts once")
         await self.queue.open()
         self._deliver = deliver
+        self._leases.start()
         self._tasks = [asyncio.create_task(self._work(), name=f"delivery-worker-{n}") for n in range(self.workers)]
 
     async def stop(self) -> None:
@@ -161,6 +164,7 @@ class DurableHandoff(Handoff):
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
         self._tasks = []
+        await self._leases.stop()
         if self._ready_probe is not None:
             self._ready_probe.cancel()
         await self.queue.close()
@@ -347,17 +351,15 @@ class DurableHandoff(Handoff):
     async def _attempt(self, claim: Claim, item: Item) -> Outcome:
         deliver = self._deliver
         assert deliver is not None, "workers run only after start()"
-        keeper = asyncio.create_task(self._keep_lease(claim), name="delivery-lease")
         try:
-            outcome = await deliver(item)
+            with self._leases.holding(claim):
+                outcome = await deliver(item)
         except asyncio.CancelledError:
             await self._hand_back(claim)
             raise
         except Exception as exc:
             log.exception("delivering %s raised; it will be retried", _describe(claim), extra=_extra(item))
             outcome = Retry(f"delivery raised {type(exc).__name__}: {exc}")
-        finally:
-            keeper.cancel()
         if not isinstance(outcome, Delivered | Permanent | Retry):
             return Retry(f"the deliverer returned {outcome!r} instead of an outcome")
         return outcome
@@ -390,16 +392,6 @@ class DurableHandoff(Handoff):
             log.warning(
                 "the lease on %s ran out before its outcome was recorded; it will be delivered again", _describe(claim)
             )
-
-    async def _keep_lease(self, claim: Claim) -> None:
-        while True:
-            await asyncio.sleep(self.lease / 3)
-            try:
-                if not await self.queue.extend(claim, lease=self.lease):
-                    log.warning("lost the lease on %s while delivering it", _describe(claim))
-                    return
-            except QueueError as exc:
-                log.warning("could not renew the lease on %s: %s", _describe(claim), exc)
 
     async def _hand_back(self, claim: Claim) -> None:
         """A delivery cancelled at shutdown: make its lane ready now rather than when the lease runs out."""

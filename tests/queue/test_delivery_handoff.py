@@ -14,7 +14,7 @@ import pytest
 
 from bridge.config import Config, DeliveryConfig, StoreConfig
 from bridge.delivery import DurableHandoff, HandoffStopped, build_handoff
-from bridge.handoff import DeliveryStatus, Item, Outcome, Permanent, Retry
+from bridge.handoff import Delivered, DeliveryStatus, Item, Outcome, Permanent, Retry
 from bridge.queue import Lane, Queue, QueueError, lane_of
 from bridge.queue.sqlite import SqliteQueue
 from tests.queue.conftest import MakeQueue
@@ -358,3 +358,28 @@ async def test_workers_ride_out_a_locked_database(tmp_path: Path, caplog: pytest
         await handoff.stop()
     assert recorder.delivered == {Lane("inbound", "tg", 1): ["n1", "n2", "n3"]}
     assert any("the delivery queue failed" in record.message for record in caplog.records)
+
+
+async def test_a_delivery_longer_than_the_lease_keeps_its_lane(
+    make_handoff: MakeHandoff, make_queue: MakeQueue
+) -> None:
+    handoff = make_handoff(lease=0.3)
+    calls: list[str] = []
+
+    async def slow(item: Item) -> Outcome:
+        calls.append(item.dedupe_key)
+        await asyncio.sleep(1.2)  # four leases long: renewed meanwhile, or another claimer would take it
+        return Delivered()
+
+    await handoff.submit([inbound("k1", chat=1)])
+    await handoff.start(slow)
+    other = make_queue()
+    await other.open()
+    try:
+        for _ in range(10):
+            await asyncio.sleep(0.1)
+            assert await other.claim(lease=0.3) is None, "a renewed lease must keep other claimers out"
+        await drained(handoff)
+    finally:
+        await other.close()
+    assert calls == ["k1"]
