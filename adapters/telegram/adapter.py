@@ -5,6 +5,8 @@ The application is built with `updater=None` and started and stopped by `do_star
 queue and handlers, though: the queue acknowledges an update before it is processed, and the bridge must
 answer Telegram (webhook status, polling offset) only after the core has taken every message over.
 So each update is converted and submitted right where it arrives, and a failure makes Telegram redeliver.
+Updates are read with the msgspec Structs of `wire`, not PTB's objects (see there why); PTB's `Bot` still
+sends, downloads files and sets the webhook.
 """
 
 from __future__ import annotations
@@ -13,17 +15,20 @@ import asyncio
 import contextlib
 import hmac
 import secrets
+import warnings
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import httpx
 import msgspec
 from litestar import Request, Response, post
-from telegram import Bot, Update
-from telegram.error import Conflict, Forbidden, InvalidToken, TelegramError
+from telegram import Bot
+from telegram.error import Conflict, EndPointNotFound, Forbidden, InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder
 from telegram.request import HTTPXRequest
+from telegram.warnings import PTBUserWarning
 
 from adapters.telegram.config import TelegramConfig
 from adapters.telegram.convert import CALLBACK_TOKEN_PREFIX, ConvertOptions, convert_update
@@ -31,6 +36,7 @@ from adapters.telegram.files import CLOUD_DOWNLOAD_LIMIT, open_telegram_file
 from adapters.telegram.limits import Clock, SendLimiter, TelegramRateLimiter
 from adapters.telegram.redact import SecretRedactor
 from adapters.telegram.send import MAX_BUTTONS, MAX_BUTTONS_PER_ROW, MAX_TEXT, TelegramSender
+from adapters.telegram.wire import UnreadableUpdate, Update, parse_update
 from bridge.adapter import Adapter, AdapterContext, AdapterError, Capabilities, FileDownload
 from bridge.messages import Inbound, InboundButton, InboundText, Outbound
 from bridge.protocol import error_body
@@ -42,6 +48,14 @@ SECRET_HEADER: Final = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES: Final = ("message", "edited_message", "callback_query")
 _SECRET_KEY: Final = "webhook_secret"
 _OK: Final = b'{"ok":true}'
+
+
+@dataclass(frozen=True, slots=True)
+class _Unreadable:
+    """An update of a getUpdates batch that could not be read: skipped in its turn, never retried."""
+
+    data: dict[str, Any]
+    reason: str
 
 
 class TelegramAdapter(Adapter[TelegramConfig]):
@@ -122,6 +136,8 @@ class TelegramAdapter(Adapter[TelegramConfig]):
         else:
             # getUpdates is refused while a webhook is set (e.g. left over from an earlier webhook setup).
             await app.bot.delete_webhook(drop_pending_updates=False)
+            # Polling reads getUpdates raw on purpose (see _get_updates); PTB warns on each such call.
+            warnings.filterwarnings("ignore", message=r"Please use 'Bot\.getUpdates'", category=PTBUserWarning)
             self._poll_task = asyncio.create_task(self._poll_forever(), name=f"telegram-poll:{self.context.channel_id}")
             self.log.info("telegram polling started")
 
@@ -221,15 +237,13 @@ class TelegramAdapter(Adapter[TelegramConfig]):
             self.stats["webhook_unauthorized"] += 1
             return 401, error_body("unauthorized", "missing or wrong secret token")
         try:
-            data = msgspec.json.decode(body)
-        except msgspec.DecodeError:
-            data = None
-        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
-            self.log.warning("webhook request is not a Telegram update")
-            return 400, error_body("bad_request", "the body is not a Telegram update")
-        update = _parse_update(data, self.bot)
-        if isinstance(update, dict):
-            self._unreadable(update)
+            update = parse_update(body)
+        except UnreadableUpdate as exc:
+            data = _json_object(body)
+            if data is None or not isinstance(data.get("update_id"), int):
+                self.log.warning("webhook request is not a Telegram update")
+                return 400, error_body("bad_request", "the body is not a Telegram update")
+            self._unreadable(data, str(exc))
             return 200, _OK  # a 4xx/5xx would make Telegram hold back every later update while it retries
         try:
             await self.ingest(update)
@@ -246,7 +260,8 @@ class TelegramAdapter(Adapter[TelegramConfig]):
         while True:
             try:
                 updates = await self._fetch_updates()
-            except (InvalidToken, Forbidden) as exc:
+            # Once the bot is initialized, do_api_request reports a refused token (401) as EndPointNotFound.
+            except (InvalidToken, EndPointNotFound, Forbidden) as exc:
                 self.log.error("telegram refused getUpdates", extra={"reason": str(exc)})
                 await asyncio.sleep(self.config.poll_retry_max)
                 continue
@@ -262,32 +277,31 @@ class TelegramAdapter(Adapter[TelegramConfig]):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.config.poll_retry_max)
 
-    async def _fetch_updates(self) -> list[Update | dict[str, Any]]:
-        """The next batch. When PTB cannot read one update of it, the batch is read again raw and each
-        update parsed alone, so one unreadable update cannot stop polling for good."""
-        allowed = list(ALLOWED_UPDATES)
+    async def _fetch_updates(self) -> list[Update | _Unreadable]:
+        """The next batch, each update parsed alone, so one unreadable update cannot stop polling for good."""
         timeout = self.config.poll_timeout
-        try:
-            return list(await self.bot.get_updates(offset=self._offset, timeout=timeout, allowed_updates=allowed))
-        except TelegramError:
-            raise
-        except Exception as exc:
-            self.log.warning("PTB could not read an update; reading them one by one", extra={"reason": str(exc)})
+        return [_parse(item) for item in await self._get_updates(timeout, allowed_updates=list(ALLOWED_UPDATES))]
+
+    async def _get_updates(self, timeout: int, **params: Any) -> list[dict[str, Any]]:
+        """getUpdates from the current offset, as raw objects. It goes through PTB's request (its base URL,
+        timeouts and error mapping) but not through `Bot.get_updates`, which would build PTB objects."""
         raw = await self.bot.do_api_request(
             "getUpdates",
-            api_kwargs={"offset": self._offset, "timeout": timeout, "allowed_updates": allowed},
+            api_kwargs={"offset": self._offset, "timeout": timeout, **params},
             read_timeout=self.config.request_timeout + timeout,
         )
-        items = [item for item in raw if isinstance(item, dict) and isinstance(item.get("update_id"), int)]
-        return [_parse_update(item, self.bot) for item in items]
+        if not isinstance(raw, list):
+            raise TelegramError(f"getUpdates returned {type(raw).__name__}, not a list")
+        # Without an update_id an item cannot even be skipped by the offset; Telegram never sends one.
+        return [item for item in raw if isinstance(item, dict) and isinstance(item.get("update_id"), int)]
 
-    async def _process_batch(self, updates: Sequence[Update | dict[str, Any]]) -> bool:
+    async def _process_batch(self, updates: Sequence[Update | _Unreadable]) -> bool:
         """Ingest in order; the offset moves past an update only once all its messages were taken over.
         Returns False at the first update that was not, leaving the rest for the next getUpdates."""
         for update in updates:
-            if isinstance(update, dict):
-                self._unreadable(update)
-                self._offset = int(update["update_id"]) + 1
+            if isinstance(update, _Unreadable):
+                self._unreadable(update.data, update.reason)
+                self._offset = int(update.data["update_id"]) + 1
                 continue
             try:
                 await self.ingest(update)
@@ -298,18 +312,18 @@ class TelegramAdapter(Adapter[TelegramConfig]):
             self._offset = update.update_id + 1
         return True
 
-    def _unreadable(self, data: dict[str, Any]) -> None:
+    def _unreadable(self, data: dict[str, Any], reason: str) -> None:
         # Retrying cannot help (the same bytes come back), and blocking would stop the whole bot.
         self.stats["unreadable"] += 1
         self.log.error("telegram update unreadable; skipped", extra={"update_id": data.get("update_id"),
-                                                                     "fields": sorted(data)})
+                                                                     "fields": sorted(data), "reason": reason})
 
     async def _confirm_offset(self) -> None:
         """Tell Telegram what was taken over, so a restart does not fetch those updates again."""
         if self._app is None or self._offset is None:
             return
         try:
-            await self.bot.get_updates(offset=self._offset, timeout=0, limit=1)
+            await self._get_updates(0, limit=1)
         except Exception as exc:
             self.log.info("final getUpdates failed; some updates may be fetched again", extra={"reason": str(exc)})
 
@@ -328,9 +342,17 @@ class TelegramAdapter(Adapter[TelegramConfig]):
         return await open_telegram_file(self.bot, self._http, file_ref, limit=limit)
 
 
-def _parse_update(data: dict[str, Any], bot: Bot) -> Update | dict[str, Any]:
-    """The update, or its raw data when PTB cannot read it."""
+def _parse(data: dict[str, Any]) -> Update | _Unreadable:
     try:
-        return Update.de_json(data, bot)
-    except Exception:
-        return data
+        return parse_update(data)
+    except UnreadableUpdate as exc:
+        return _Unreadable(data, str(exc))
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object, or None: to tell an unreadable update from a request that is no update."""
+    try:
+        data = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,8 +1,9 @@
-"""Pure translation between PTB objects and the bridge's typed messages; no I/O, so it is tested directly.
+"""Pure translation between Telegram's objects and the bridge's typed messages; no I/O, so it is tested directly.
 
-Inbound: one `Update` becomes zero or more `Inbound`s (a photo with a caption is two). Every id is derived
-from the chat and message ids, never from `update_id`, so a redelivered update dedupes in the core.
-Outbound: the bridge's contents become the keyword arguments of PTB's `Bot` methods.
+Inbound: one update (the msgspec Structs of `wire`) becomes zero or more `Inbound`s (a photo with a caption is
+two). Every id is derived from the chat and message ids, never from `update_id`, so a redelivered update
+dedupes in the core.
+Outbound: the bridge's contents become the keyword arguments (and keyboards) of PTB's `Bot` methods.
 """
 
 from __future__ import annotations
@@ -15,21 +16,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import msgspec
-from telegram import (
-    Animation,
-    Audio,
-    CallbackQuery,
-    Chat,
-    Document,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    Message,
-    Update,
-    User,
-    Video,
-)
-from telegram.constants import MessageType
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from adapters.telegram.wire import Animation, Audio, CallbackQuery, Chat, Document, Message, Update, User, Video
 from bridge.messages import (
     Button,
     Inbound,
@@ -63,16 +52,7 @@ FileKind = Literal["photo", "video", "audio", "document"]
 _PHOTO_TYPES = frozenset({"image/jpeg", "image/jpg", "image/png", "image/webp"})
 _VIDEO_TYPES = frozenset({"video/mp4"})
 _AUDIO_TYPES = frozenset({"audio/mpeg", "audio/mp3", "audio/mp4", "audio/x-m4a", "audio/m4a"})
-# Message fields that describe how a message was sent rather than what it is.
-_NOT_CONTENT = frozenset(
-    {
-        MessageType.EFFECT_ID,
-        MessageType.BUSINESS_CONNECTION_ID,
-        MessageType.SENDER_BOOST_COUNT,
-        MessageType.SENDER_BUSINESS_BOT,
-        MessageType.REPLY_TO_STORY,
-    }
-)
+_GROUP_TYPES = frozenset({"group", "supergroup", "channel"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,17 +84,24 @@ def convert_update(update: Update, options: ConvertOptions) -> Converted:
         if options.edits == "ignore":
             return Converted(skipped="edit", dropped="edit")
         return _convert_message(update.edited_message, options, edited=True)
-    kind = next((key for key in update.to_dict() if key != "update_id"), "unknown")
-    return Converted(skipped=f"update:{kind}")
+    return Converted(skipped=f"update:{update.other_kind or 'unknown'}")
 
 
 def _is_group(chat: Chat) -> bool:
-    return chat.type in (Chat.GROUP, Chat.SUPERGROUP, Chat.CHANNEL)
+    return chat.type in _GROUP_TYPES
+
+
+def _chat_name(chat: Chat) -> str | None:
+    if chat.title is not None:
+        return chat.title
+    if not chat.first_name:
+        return None
+    return f"{chat.first_name} {chat.last_name}" if chat.last_name else chat.first_name
 
 
 def _sender(user: User | None, chat: Chat) -> Sender:
     if user is None:  # anonymous group admins and channels post as the chat itself
-        return Sender(native_user_id=str(chat.id), name=chat.title or chat.effective_name)
+        return Sender(native_user_id=str(chat.id), name=_chat_name(chat))
     name = " ".join(part for part in (user.first_name, user.last_name) if part) or None
     return Sender(native_user_id=str(user.id), name=name, login=user.username)
 
@@ -129,7 +116,7 @@ def _convert_callback(query: CallbackQuery, options: ConvertOptions) -> Converte
     if data is None:  # a game button
         return Converted(skipped="callback:game", callback_query_id=query.id)
     text = data
-    markup = message.reply_markup if isinstance(message, Message) else None
+    markup = message.reply_markup  # None on the stub of a message too old to be read
     if markup is not None:
         text = next(
             (b.text for row in markup.inline_keyboard for b in row if b.callback_data == data),
@@ -154,8 +141,7 @@ def _convert_message(message: Message, options: ConvertOptions, *, edited: bool)
         return Converted(skipped="edit:live_location")
     base_id = f"{chat.id}:{message.message_id}"
     if edited:
-        stamp = int(message.edit_date.timestamp()) if message.edit_date else 0
-        base_id = f"{base_id}:edit:{stamp}"
+        base_id = f"{base_id}:edit:{message.edit_date or 0}"
     marker = options.edit_marker if edited else ""
     sender = _sender(message.from_user, chat)
 
@@ -202,12 +188,7 @@ def _describe(message: Message) -> str:
         return f"[dice] {message.dice.emoji} {message.dice.value}"
     if message.game is not None:
         return f"[game] {message.game.title}"
-    kind: str | None = next(
-        (str(t.value) for t in MessageType if t not in _NOT_CONTENT and message[t.value]), None
-    )
-    if kind is None and message.api_kwargs:  # a field newer than this PTB version
-        kind = next(iter(message.api_kwargs))
-    return f"[{kind or 'message'}]"
+    return f"[{message.other_content or 'message'}]"
 
 
 def _with_extension(name: str | None, fallback: str, content_type: str) -> str:

@@ -6,7 +6,6 @@ from typing import Any
 
 import msgspec
 import pytest
-from telegram import Update
 
 from adapters.telegram.convert import (
     CALLBACK_TOKEN_PREFIX,
@@ -18,6 +17,7 @@ from adapters.telegram.convert import (
     file_kind,
     link_text,
 )
+from adapters.telegram.wire import parse_update
 from bridge.messages import Button, Inbound, InboundButton, InboundFile, InboundText, OutboundFile, Sender
 from bridge.testing.telegram import DEFAULT_TOKEN, FakeTelegram
 
@@ -33,7 +33,7 @@ def tg() -> FakeTelegram:
 
 def convert(data: dict[str, Any], options: ConvertOptions = DEFAULTS) -> Converted:
     data.setdefault("update_id", 1)
-    return convert_update(Update.de_json(data, None), options)
+    return convert_update(parse_update(data), options)
 
 
 def only(data: dict[str, Any], options: ConvertOptions = DEFAULTS) -> Inbound:
