@@ -85,6 +85,11 @@ _TRIGGERS: Final = (
 )
 
 
+# Bounds of the redactor's memory of clean texts: how long a text may be, and how many are kept.
+_CLEAN_TEXT_MAX: Final = 512
+_CLEAN_TEXTS: Final = 4096
+
+
 def new_correlation_id() -> str:
     return os.urandom(16).hex()  # as random as uuid4().hex, without building a UUID object per message
 
@@ -128,6 +133,8 @@ class Redactor:
         self._forms: set[str] = set()
         self._secrets: re.Pattern[str] | None = None
         self._anything = re.compile("|".join(_TRIGGERS))
+        # Short texts found clean, as keys: the same method, route, client and line come back on every request.
+        self._clean: dict[str, None] = {}
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
@@ -139,9 +146,16 @@ class Redactor:
         ordered = sorted(self._forms, key=len, reverse=True)
         self._secrets = re.compile("|".join(map(re.escape, ordered))) if ordered else None
         self._anything = re.compile("|".join([*map(re.escape, ordered), *_TRIGGERS]))
+        self._clean = {}  # a text clean before may hold the new secret
 
     def __call__(self, text: str) -> str:
+        if text in self._clean:
+            return text
         if self._anything.search(text) is None:
+            if len(text) <= _CLEAN_TEXT_MAX:
+                if len(self._clean) >= _CLEAN_TEXTS:
+                    self._clean = {}
+                self._clean[text] = None
             return text
         if self._secrets is not None:
             text = self._secrets.sub(MASK, text)

@@ -67,8 +67,11 @@ def test_redactor_masks_secrets_in_every_form() -> None:
     assert redact("PROXY-AUTHORIZATION: x y") == "PROXY-AUTHORIZATION: ***"
     assert redact("x-telegram-bot-api-secret-token=abc") == "x-telegram-bot-api-secret-token=***"
     assert redact("sent BEARER abc123") == "sent BEARER ***"
-    # A secret learnt after start is masked from then on.
+    # A secret learnt after start is masked from then on, also in a text seen clean before.
+    assert redact("key late-secret-42 and tok-12345678") == "key late-secret-42 and ***"
+    assert redact("key late-secret-42") == "key late-secret-42"
     redact.add(["late-secret-42"])
+    assert redact("key late-secret-42") == "key ***"
     assert redact("key late-secret-42 and tok-12345678") == "key *** and ***"
 
 
