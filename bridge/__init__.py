@@ -35,6 +35,7 @@ from bridge.messages import (
     OutboundText,
     Sender,
 )
+from bridge.webhook import WebhookHandler, WebhookRequest, webhook_route
 
 __version__ = "0.1.0"
 
@@ -68,6 +69,9 @@ __all__ = [
     "SafeFetcher",
     "SendError",
     "Sender",
+    "WebhookHandler",
+    "WebhookRequest",
     "__version__",
     "stream_download",
+    "webhook_route",
 ]

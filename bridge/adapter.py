@@ -19,6 +19,7 @@ import msgspec
 
 from bridge.fetch import SafeFetcher
 from bridge.messages import Inbound, Outbound, OutboundFile, OutboundKeyboard
+from bridge.webhook import DEFAULT_MAX_BODY
 
 __all__ = [
     "Adapter",
@@ -156,7 +157,10 @@ class AdapterContext:
     `file`, `button`, `edit`, `other`).
 
     `fetcher` is how an adapter downloads a URL itself (an agent's file its messenger wants uploaded): it
-    refuses addresses inside the bridge's network unless the operator allow-listed them (`bridge.fetch`)."""
+    refuses addresses inside the bridge's network unless the operator allow-listed them (`bridge.fetch`).
+
+    `max_body_bytes` is the server's limit on request bodies (`server.max_body_bytes`), for the adapter's own
+    routes (`bridge.webhook_route` takes it as `max_body`)."""
 
     channel_id: str
     submit: InboundCallback
@@ -167,6 +171,7 @@ class AdapterContext:
     extra: dict[str, Any] = field(default_factory=dict)
     dropped: Callable[[str], None] = _uncounted
     fetcher: SafeFetcher = field(default_factory=SafeFetcher)
+    max_body_bytes: int = DEFAULT_MAX_BODY
 
     def public_route_url(self, path: str) -> str | None:
         """The public URL of one of the adapter's own routes, or None when no public URL is configured."""

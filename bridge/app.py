@@ -130,15 +130,17 @@ class BridgeRuntime:
 
 
 def _exception_handler(_request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    headers: dict[str, str] | None = None
     if isinstance(exc, HTTPException):
         status = exc.status_code
         desc = str(exc.detail)
+        headers = exc.headers  # e.g. Allow on a 405
     else:
         log.exception("unhandled error in a request", exc_info=exc)
         status, desc = 500, "internal error"
     code = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
             405: "method_not_allowed", 413: "too_large"}.get(status, "error")
-    return Response(content=error_body(code, desc), status_code=status, media_type="application/json")
+    return Response(content=error_body(code, desc), status_code=status, media_type="application/json", headers=headers)
 
 
 def create_app(
@@ -178,6 +180,7 @@ def create_app(
             logger=logging.getLogger(f"bridge.adapter.{channel_config.id}"),
             dropped=metrics.dropped_counter(channel_config.id),
             fetcher=fetcher,
+            max_body_bytes=config.server.max_body_bytes,
         )
         adapter = adapter_cls(adapter_settings(channel_config, adapter_cls), context)
         runtime.channels[channel_config.id] = Channel(config=channel_config, adapter=adapter)

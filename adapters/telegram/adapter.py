@@ -23,7 +23,6 @@ from typing import Any, Final, Literal
 
 import httpx
 import msgspec
-from litestar import Request, Response, post
 from telegram import Bot
 from telegram.error import Conflict, EndPointNotFound, Forbidden, InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder
@@ -40,6 +39,7 @@ from adapters.telegram.wire import UnreadableUpdate, Update, parse_update
 from bridge.adapter import Adapter, AdapterContext, AdapterError, Capabilities, FileDownload
 from bridge.messages import Inbound, InboundButton, InboundText, Outbound
 from bridge.protocol import error_body
+from bridge.webhook import WebhookRequest, webhook_route
 
 __all__ = ["ALLOWED_UPDATES", "SECRET_HEADER", "WEBHOOK_PATH", "TelegramAdapter"]
 
@@ -221,12 +221,10 @@ class TelegramAdapter(Adapter[TelegramConfig]):
         if self.mode != "webhook":
             return ()
 
-        @post(f"/{WEBHOOK_PATH}", status_code=200, include_in_schema=False)
-        async def telegram_webhook(request: Request[Any, Any, Any]) -> Response[bytes]:
-            status, body = await self.handle_webhook(request.headers.get(SECRET_HEADER), await request.body())
-            return Response(body, status_code=status, media_type="application/json")
+        async def telegram_webhook(request: WebhookRequest) -> tuple[int, bytes]:
+            return await self.handle_webhook(request.header(SECRET_HEADER), request.body)
 
-        return (telegram_webhook,)
+        return (webhook_route(WEBHOOK_PATH, telegram_webhook, max_body=self.context.max_body_bytes),)
 
     async def handle_webhook(self, secret: str | None, body: bytes) -> tuple[int, bytes]:
         """The webhook's answer as (status, JSON body): 2xx only once every message was taken over."""
