@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
 from bridge.protocol import VisitorFields
 
-__all__ = ["ChatIdCache", "check_ttl", "merge_visitor", "redact_url"]
+__all__ = ["ChatIdCache", "VisitorCache", "check_ttl", "merge_visitor", "redact_url"]
 
 _SECRET_PARAMS = frozenset({"password", "pass", "passwd", "token", "secret"})
 
@@ -35,6 +37,39 @@ class ChatIdCache:
             del self._ids[next(iter(self._ids))]
         self._ids[(channel_id, native_chat_id)] = chat_id
         return chat_id
+
+
+class VisitorCache:
+    """Visitor profiles this process saved lately, so a message from a visitor whose profile it brings is
+    already stored costs no round trip (almost every message: names rarely change between two messages).
+
+    A profile another replica changed meanwhile is seen here only once the entry is `ttl` seconds old (or the
+    visitor's own fields change): profiles are informational, and a round trip per message is not worth a
+    fresher one. Bounded like `ChatIdCache`.
+    """
+
+    def __init__(self, *, ttl: float = 60.0, size: int = 50_000, clock: Callable[[], float] = time.monotonic) -> None:
+        if ttl <= 0 or size < 1:
+            raise ValueError("the visitor cache needs a positive ttl and room for at least one visitor")
+        self._ttl = ttl
+        self._size = size
+        self._clock = clock
+        self._profiles: dict[tuple[str, str], tuple[VisitorFields, float]] = {}
+
+    def merged(self, channel_id: str, native_user_id: str, fields: VisitorFields) -> VisitorFields | None:
+        """The stored profile when `fields` would change nothing in it, else None (then save and `put`)."""
+        cached = self._profiles.get((channel_id, native_user_id))
+        if cached is None or self._clock() - cached[1] > self._ttl:
+            return None
+        profile = cached[0]
+        return profile if merge_visitor(profile, fields) == profile else None
+
+    def put(self, channel_id: str, native_user_id: str, profile: VisitorFields) -> VisitorFields:
+        key = (channel_id, native_user_id)
+        if key not in self._profiles and len(self._profiles) >= self._size:
+            del self._profiles[next(iter(self._profiles))]
+        self._profiles[key] = (profile, self._clock())
+        return profile
 
 
 def merge_visitor(stored: VisitorFields, update: VisitorFields) -> VisitorFields:

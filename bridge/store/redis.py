@@ -27,7 +27,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from bridge.protocol import VisitorFields
-from bridge.store._shared import ChatIdCache, check_ttl, redact_url
+from bridge.store._shared import ChatIdCache, VisitorCache, check_ttl, redact_url
 from bridge.store.base import ChatRecord, Store, StoreError
 
 __all__ = ["RedisStore"]
@@ -86,6 +86,7 @@ class RedisStore(Store):
         self.max_connections = max_connections
         self._client: aioredis.Redis | None = None
         self._chat_ids = ChatIdCache()
+        self._visitors = VisitorCache()
 
     def __repr__(self) -> str:
         return f"RedisStore({redact_url(self.url)!r}, prefix={self.prefix!r})"
@@ -188,6 +189,9 @@ class RedisStore(Store):
     async def save_visitor(
         self, channel_id: str, native_user_id: str, fields: VisitorFields
     ) -> VisitorFields:
+        known = self._visitors.merged(channel_id, native_user_id, fields)
+        if known is not None:
+            return known
         args = [_SEEN.decode(), "1"]
         for name in fields.__struct_fields__:
             value = getattr(fields, name)
@@ -195,7 +199,8 @@ class RedisStore(Store):
                 args += [name, value]
         flat = await self._script(_SAVE_VISITOR, [self._visitor_key(channel_id, native_user_id)], args)
         # HSET of the given fields only is the merge.
-        return _visitor_from(dict(zip(flat[::2], flat[1::2], strict=True)))
+        merged = _visitor_from(dict(zip(flat[::2], flat[1::2], strict=True)))
+        return self._visitors.put(channel_id, native_user_id, merged)
 
     async def get_visitor(self, channel_id: str, native_user_id: str) -> VisitorFields | None:
         with self._errors():
