@@ -8,16 +8,15 @@ Tables (component `queue` of `bridge.store.migrations`, so they sit beside the s
 * `queue_items`: the items, `seq` ascending within a lane is the delivery order.
 * `queue_dedupe`: dedupe keys with their expiry; `queue_dead`: the dead letters.
 
-Calls run one at a time on one connection (`bridge.store.sqlite_runner`): claims, acks, retries and reads on
-the event loop, puts and replays (which fsync) in a worker thread; other processes on the same file are kept in
-step by WAL, the busy timeout and `BEGIN IMMEDIATE`.
+Calls run one at a time on one connection, on the event loop (`bridge.store.sqlite_runner`); other processes
+on the same file are kept in step by WAL, the busy timeout and `BEGIN IMMEDIATE`.
 Writes that arrive together share one transaction and one thread hop (group commit): puts, each in its own
 savepoint so they stay all-or-none one by one; claims of concurrent workers, each taking the next ready
 lane; and acks, retries and dead letters. Under load this multiplies the drain rate several times.
 
-Puts and replays are committed with `synchronous=FULL` (taken over means durable, even across a power cut);
-claims, acks and retries with `NORMAL`, as losing one of those to a power cut only means delivering an item
-again, which at-least-once allows.
+Puts and replays return only once the write-ahead log holding them is fsynced (taken over means durable, even
+across a power cut; concurrent puts share the fsync); claims, acks and retries do not wait for one, as losing
+one of those to a power cut only means delivering an item again, which at-least-once allows.
 """
 
 from __future__ import annotations
@@ -52,14 +51,11 @@ from bridge.queue.sqlite_tables import (
 )
 from bridge.store.base import StoreError
 from bridge.store.migrations import connect, migrate, transaction
-from bridge.store.sqlite_runner import SqliteRunner
+from bridge.store.sqlite_runner import SqliteRunner, is_busy
 
 __all__ = ["QUEUE_MIGRATIONS", "SqliteQueue"]
 
 T = TypeVar("T")
-
-# How often the put thread copies the write-ahead log back into the database file (and so bounds its size).
-_CHECKPOINT_INTERVAL = 1.0
 
 # A change to a held lane: (connection, lane id, now), run inside the settling transaction.
 _Change = Callable[[sqlite3.Connection, int, float], None]
@@ -80,13 +76,12 @@ class SqliteQueue(Queue):
         self.path = Path(path)
         self.busy_timeout = busy_timeout
         self.purge_interval = purge_interval
-        self._runner = SqliteRunner(self._connect, busy_timeout=busy_timeout, name="queue")
+        self._runner = SqliteRunner(self.path, self._connect, busy_timeout=busy_timeout, name="queue")
         # Concurrent writes share a transaction (see the module docstring).
         self._puts: GroupCommit[list[Entry], int] = GroupCommit(self._flush_puts)
         self._claims: GroupCommit[float, Claim | None] = GroupCommit(self._flush_claims)
         self._settles: GroupCommit[tuple[Claim, _Change], bool] = GroupCommit(self._flush_settles)
         self._next_purge = 0.0
-        self._next_checkpoint = 0.0
 
     def __repr__(self) -> str:
         return f"SqliteQueue({str(self.path)!r})"
@@ -107,9 +102,6 @@ class SqliteQueue(Queue):
             raise QueueError(f"cannot create the folder of the queue database {str(self.path)!r}: {exc}") from exc
         conn = connect(self.path, busy_timeout=self.busy_timeout)
         try:
-            conn.execute("PRAGMA synchronous = NORMAL")
-            # A checkpoint fsyncs: this connection's run in the put thread (`_put_sync`), never on the loop.
-            conn.execute("PRAGMA wal_autocheckpoint = 0")
             migrate(conn, QUEUE_MIGRATIONS)
         except BaseException:
             conn.close()
@@ -121,12 +113,12 @@ class SqliteQueue(Queue):
             await group.wait_idle()
         await self._runner.close()
 
-    async def _run(self, fn: Callable[[], T]) -> T:
-        """In the worker thread: for writes that fsync, and rare operator calls."""
+    async def _durable(self, fn: Callable[[], T]) -> T:
+        """On the event loop, returning once the commit is on disk: for puts and replays."""
         self._db  # noqa: B018 -- fail fast when not open
         try:
-            return await self._runner.in_thread(lambda _conn: fn())
-        except (sqlite3.Error, StoreError) as exc:
+            return await self._runner.durable(lambda _conn: fn())
+        except (sqlite3.Error, StoreError, OSError) as exc:
             raise QueueError(f"the queue database {str(self.path)!r} failed: {exc}") from exc
 
     async def _inline(self, fn: Callable[[], T]) -> T:
@@ -153,31 +145,26 @@ class SqliteQueue(Queue):
         return await self._puts.submit(entries_for(items))
 
     async def _flush_puts(self, batches: list[list[Entry]]) -> list[int | BaseException]:
-        return await self._run(lambda: self._put_sync(batches))
+        return await self._durable(lambda: self._put_sync(batches))
 
     def _put_sync(self, batches: list[list[Entry]]) -> list[int | BaseException]:
         conn = self._db
         now = self.clock()
         results: list[int | BaseException] = []
-        conn.execute("PRAGMA synchronous = FULL")
-        try:
-            with transaction(conn):
-                for entries in batches:
-                    conn.execute("SAVEPOINT put")
-                    try:
-                        results.append(self._insert(conn, entries, now))
-                    except sqlite3.Error as exc:
-                        conn.execute("ROLLBACK TO put")
-                        results.append(QueueError(f"the queue database {str(self.path)!r} failed: {exc}"))
-                    conn.execute("RELEASE put")
-                if now >= self._next_purge:
-                    conn.execute("DELETE FROM queue_dedupe WHERE expires_at <= ?", (now,))
-                    self._next_purge = now + self.purge_interval
-        finally:
-            conn.execute("PRAGMA synchronous = NORMAL")
-        if now >= self._next_checkpoint:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            self._next_checkpoint = now + _CHECKPOINT_INTERVAL
+        with transaction(conn):
+            for entries in batches:
+                conn.execute("SAVEPOINT put")
+                try:
+                    results.append(self._insert(conn, entries, now))
+                except sqlite3.Error as exc:
+                    if is_busy(exc):  # not this put's fault: the whole batch goes to the thread and waits
+                        raise
+                    conn.execute("ROLLBACK TO put")
+                    results.append(QueueError(f"the queue database {str(self.path)!r} failed: {exc}"))
+                conn.execute("RELEASE put")
+            if now >= self._next_purge:
+                conn.execute("DELETE FROM queue_dedupe WHERE expires_at <= ?", (now,))
+                self._next_purge = now + self.purge_interval
         return results
 
     def _insert(self, conn: sqlite3.Connection, entries: list[Entry], now: float) -> int:
@@ -384,16 +371,11 @@ class SqliteQueue(Queue):
 
     async def replay(self, dead_letter_ids: Sequence[str]) -> list[str]:
         ids = parse_dead_letter_ids(dead_letter_ids)
-        return await self._run(lambda: self._replay_sync(ids)) if ids else []
+        return await self._durable(lambda: self._replay_sync(ids)) if ids else []
 
     def _replay_sync(self, ids: list[int]) -> list[str]:
-        conn = self._db
-        conn.execute("PRAGMA synchronous = FULL")
-        try:
-            with transaction(conn):
-                return requeue_dead_letters(conn, ids, self.clock())
-        finally:
-            conn.execute("PRAGMA synchronous = NORMAL")
+        with transaction(self._db) as conn:
+            return requeue_dead_letters(conn, ids, self.clock())
 
     async def drop(self, dead_letter_ids: Sequence[str]) -> list[str]:
         ids = parse_dead_letter_ids(dead_letter_ids)
@@ -409,4 +391,4 @@ class SqliteQueue(Queue):
                 conn.execute(f"DELETE FROM queue_dead WHERE id IN ({marks})", ids)
             return [str(dead_id) for dead_id in dropped]
 
-        return await self._run(run)
+        return await self._durable(run)

@@ -1,8 +1,8 @@
 """The SQLite store: one file, shareable by several processes on one host.
 
-Calls run one at a time on a single connection (`bridge.store.sqlite_runner`): reads on the event loop,
-writes (which fsync) in a worker thread. Cross-process safety comes from the database itself: WAL, a busy
-timeout and `BEGIN IMMEDIATE` around every read-then-write.
+Calls run one at a time on a single connection, on the event loop (`bridge.store.sqlite_runner`); writes
+return once they are fsynced. Cross-process safety comes from the database itself: WAL, a busy timeout and
+`BEGIN IMMEDIATE` around every read-then-write.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from bridge.queue.batching import GroupCommit
 from bridge.store._shared import ChatIdCache, check_ttl, merge_visitor
 from bridge.store.base import ChatRecord, Store, StoreError
 from bridge.store.migrations import Migrations, connect, migrate, sql, transaction
-from bridge.store.sqlite_runner import SqliteRunner
+from bridge.store.sqlite_runner import SqliteRunner, is_busy
 
 __all__ = ["STORE_MIGRATIONS", "SqliteStore"]
 
@@ -106,7 +106,7 @@ class SqliteStore(Store):
         self.busy_timeout = busy_timeout
         self.purge_interval = purge_interval
         self.migrations: tuple[Migrations, ...] = (STORE_MIGRATIONS, *extra_migrations)
-        self._runner = SqliteRunner(self._open_sync, busy_timeout=busy_timeout, name="store")
+        self._runner = SqliteRunner(self.path, self._open_sync, busy_timeout=busy_timeout, name="store")
         self._next_purge = 0.0
         self._chat_ids = ChatIdCache()
         self._visitor_saves: GroupCommit[_VisitorSave, VisitorFields] = GroupCommit(self._flush_visitor_saves)
@@ -151,12 +151,13 @@ class SqliteStore(Store):
         await self._inline(lambda conn: conn.execute("SELECT 1").fetchone())
 
     async def _run(self, func: Callable[[sqlite3.Connection], T]) -> T:
-        """In the worker thread: writes, which fsync (and may wait for another process's lock)."""
+        """Writes: returns once they are on disk (a chat id lost to a power cut could be handed to another
+        chat after restart)."""
         if not self._runner.is_open:
             raise StoreError(f"{self!r} is not open")
         try:
-            return await self._runner.in_thread(func)
-        except sqlite3.Error as exc:
+            return await self._runner.durable(func)
+        except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"SQLite store {str(self.path)!r}: {exc}") from exc
 
     async def _inline(self, func: Callable[[sqlite3.Connection], T]) -> T:
@@ -238,8 +239,8 @@ class SqliteStore(Store):
         return await self._visitor_saves.submit((channel_id, native_user_id, fields))
 
     async def _flush_visitor_saves(self, saves: list[_VisitorSave]) -> list[VisitorFields | BaseException]:
-        # The saves of concurrent messages share one thread hop, while each is still read, merged and written
-        # on its own, in arrival order.
+        # The saves of concurrent messages share one fsync, while each is still read, merged and written on
+        # its own, in arrival order.
         return await self._run(lambda conn: [self._save_visitor_sync(conn, *save) for save in saves])
 
     def _save_visitor_sync(
@@ -257,6 +258,8 @@ class SqliteStore(Store):
                 )
             return merged
         except sqlite3.Error as exc:
+            if is_busy(exc):  # not this save's fault: the whole batch goes to the thread and waits
+                raise
             return StoreError(f"SQLite store {str(self.path)!r}: {exc}")
 
     async def get_visitor(self, channel_id: str, native_user_id: str) -> VisitorFields | None:

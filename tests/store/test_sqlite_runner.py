@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.store import sqlite_runner
 from bridge.store.migrations import connect
 from bridge.store.sqlite_runner import SqliteRunner
 
@@ -24,7 +25,7 @@ async def runner(tmp_path: Path) -> AsyncIterator[SqliteRunner]:
         conn.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
         return conn
 
-    opened = SqliteRunner(opener, busy_timeout=5.0, name="test")
+    opened = SqliteRunner(path, opener, busy_timeout=5.0, name="test")
     await opened.open()
     try:
         yield opened
@@ -94,3 +95,27 @@ async def test_calls_on_a_closed_runner_fail_clearly(runner: SqliteRunner) -> No
     await runner.close()
     with pytest.raises(sqlite3.ProgrammingError, match="not open"):
         await runner.inline(lambda conn: None)
+
+
+async def test_durable_writes_share_fsyncs_and_leave_the_connection_free_meanwhile(
+    runner: SqliteRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fsyncs: list[int] = []
+    real_fsync = sqlite_runner.os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        time.sleep(0.2)  # a slow disk
+        real_fsync(fd)
+        fsyncs.append(fd)
+
+    monkeypatch.setattr(sqlite_runner.os, "fsync", slow_fsync)
+    threads: list[int] = []
+    writes = [asyncio.create_task(runner.durable(insert(n, threads))) for n in range(20)]
+    await asyncio.sleep(0.05)
+    # Committed on the loop, waiting for the disk: reads go on meanwhile.
+    count = await runner.inline(lambda conn: conn.execute("SELECT COUNT(*) FROM t").fetchone()[0])
+    assert count == 20
+    assert not any(write.done() for write in writes), "a durable write returns only after its fsync"
+    assert sorted(await asyncio.gather(*writes)) == list(range(20))
+    # The first write's fsync covers it alone; the other 19 committed meanwhile and share the next one.
+    assert 1 <= len(fsyncs) <= 3
