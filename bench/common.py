@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 __all__ = [
     "APP_CORE",
+    "MACHINE_CPUS",
+    "cpus_for",
     "BOT_TOKEN",
     "LOAD_CORE",
     "PLATFORM_PATH",
@@ -36,13 +38,22 @@ PLATFORM_PATH = "/omnichannel_message/bench-token/bot_api_webhook"
 _FILLER = "Hello, I would like to know whether my order has shipped and when it will arrive. Thanks!"
 
 
+# The CPUs this run may use, read once at import: before anything is pinned. Read later, in a process already
+# pinned to the load core, it would pin every server to that same core too.
+MACHINE_CPUS: frozenset[int] = frozenset(os.sched_getaffinity(0))
+
+
+def cpus_for(core: int) -> set[int]:
+    """The CPU set that stands for `core` on this machine (all of them when there is only one)."""
+    available = sorted(MACHINE_CPUS)
+    if len(available) < 2:
+        return set(available)
+    return {core} if core in MACHINE_CPUS else {available[core % len(available)]}
+
+
 def pin_to(core: int) -> None:
     """Pin the calling process (and the threads it starts later) to one CPU, when the machine has it."""
-    available = os.sched_getaffinity(0)
-    if core in available or len(available) < 2:
-        os.sched_setaffinity(0, {core} if core in available else available)
-    else:
-        os.sched_setaffinity(0, {sorted(available)[core % len(available)]})
+    os.sched_setaffinity(0, cpus_for(core))
 
 
 def free_port() -> int:

@@ -17,6 +17,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from common import cpus_for
+
 __all__ = [
     "BENCH_DIR",
     "Meter",
@@ -112,8 +114,7 @@ def start_server(name: str, argv: Sequence[str], *, core: int, log_dir: Path,
     """Start `argv` pinned to `core` from its first instruction (threads it starts inherit the pinning)."""
     log_path = log_dir / f"{name}.log"
     log = open(log_path, "wb")
-    available = os.sched_getaffinity(0)
-    cpus = {core} if core in available else available
+    cpus = cpus_for(core)
 
     def pin() -> None:
         os.sched_setaffinity(0, cpus)
