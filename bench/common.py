@@ -16,12 +16,12 @@ from collections.abc import Sequence
 
 __all__ = [
     "APP_CORE",
-    "MACHINE_CPUS",
-    "cpus_for",
     "BOT_TOKEN",
     "LOAD_CORE",
+    "MACHINE_CPUS",
     "PLATFORM_PATH",
     "WEBHOOK_SECRET",
+    "cpus_for",
     "free_port",
     "parse_stamp",
     "percentile",
