@@ -58,6 +58,7 @@ _PERMANENT_DOCUMENTED = frozenset({400, 404})
 _MAX_BODY_BYTES = 64 * 1024
 _REASON_BODY_CHARS = 200
 _USER_AGENT = "omnichannel-bridge"
+_JSON = {"Content-Type": "application/json"}
 _MIN_BARE_TOKEN = 6
 
 
@@ -200,6 +201,7 @@ class PlatformClient:
         self._limit = limit
         self._limit_per_host = limit_per_host
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
 
     async def start(self) -> None:
         if self._session is not None:
@@ -260,14 +262,12 @@ class PlatformClient:
             raise RuntimeError("PlatformClient is not started: await start() or use `async with` first")
         total = self.timeout if timeout is None else timeout
         connect = self.connect_timeout if connect_timeout is None else connect_timeout
-        safe_url = redact_url(webhook_url)
+        client_timeout = self._timeouts.get((total, connect))
+        if client_timeout is None:
+            client_timeout = self._timeouts[(total, connect)] = aiohttp.ClientTimeout(total=total, sock_connect=connect)
         try:
             async with session.post(
-                webhook_url,
-                data=body,
-                headers={"Content-Type": "application/json"},
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=total, sock_connect=connect),
+                webhook_url, data=body, headers=_JSON, allow_redirects=False, timeout=client_timeout
             ) as response:
                 status = response.status
                 headers = response.headers
@@ -277,31 +277,34 @@ class PlatformClient:
                     if 200 <= status < 300:
                         # The status line came after the platform took the message; a lost body
                         # changes nothing.
-                        logger.debug("platform body unreadable after %s (%s): %r", status, safe_url, exc)
+                        logger.debug(
+                            "platform body unreadable after %s (%s): %r", status, redact_url(webhook_url), exc
+                        )
                         return Delivered()
                     raise
                 outcome = classify_response(status, headers, answer, webhook_url)
         except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
-            return self._log(Permanent(redact(f"invalid webhook URL: {exc}", webhook_url)), safe_url)
+            return self._log(Permanent(redact(f"invalid webhook URL: {exc}", webhook_url)), webhook_url)
         except aiohttp.ConnectionTimeoutError:
             reason = f"timeout after {_format_seconds(connect)} (connecting)"
-            return self._log(Retry(reason), safe_url)
+            return self._log(Retry(reason), webhook_url)
         except TimeoutError:
-            return self._log(Retry(f"timeout after {_format_seconds(total)}"), safe_url)
+            return self._log(Retry(f"timeout after {_format_seconds(total)}"), webhook_url)
         except aiohttp.ClientConnectionError as exc:
             reason = redact(f"connection error: {_describe(exc)}", webhook_url)
-            return self._log(Retry(reason), safe_url)
+            return self._log(Retry(reason), webhook_url)
         except aiohttp.ClientError as exc:
             reason = redact(f"HTTP error: {_describe(exc)}", webhook_url)
-            return self._log(Retry(reason), safe_url)
-        return self._log(outcome, safe_url)
+            return self._log(Retry(reason), webhook_url)
+        return self._log(outcome, webhook_url)
 
     @staticmethod
-    def _log(outcome: Outcome, safe_url: str) -> Outcome:
-        if isinstance(outcome, Delivered):
-            logger.debug("new_message delivered to %s", safe_url)
-        else:
-            logger.info("new_message to %s not delivered: %s", safe_url, _outcome_text(outcome))
+    def _log(outcome: Outcome, webhook_url: str) -> Outcome:
+        # The URL is redacted only for a line that is written: most deliveries log nothing at INFO.
+        if not isinstance(outcome, Delivered):
+            logger.info("new_message to %s not delivered: %s", redact_url(webhook_url), _outcome_text(outcome))
+        elif logger.isEnabledFor(logging.DEBUG):
+            logger.debug("new_message delivered to %s", redact_url(webhook_url))
         return outcome
 
 
