@@ -232,10 +232,24 @@ class JsonFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__()
         self._encoder = msgspec.json.Encoder(enc_hook=str)
+        # The date and time up to the second, kept while lines keep coming within the same second.
+        self._second = -1
+        self._second_text = ""
+
+    def _ts(self, created: float) -> str:
+        """`_timestamp(created)` exactly (microseconds rounded as datetime does, then cut to milliseconds)."""
+        second = int(created)
+        micros = round((created - second) * 1e6)
+        if micros >= 1_000_000:
+            second, micros = second + 1, micros - 1_000_000
+        if second != self._second:
+            self._second_text = _timestamp(second)[:-5]  # without ".000Z"
+            self._second = second
+        return f"{self._second_text}.{micros // 1000:03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
         document: dict[str, Any] = {
-            "ts": _timestamp(record.created),
+            "ts": self._ts(record.created),
             "level": record.levelname.lower(),
             "event": _rendered(record),
             "logger": record.name,

@@ -11,7 +11,7 @@ import httpx
 import msgspec
 import pytest
 
-from bridge.logs import Redactor, log_context, redact_also
+from bridge.logs import JsonFormatter, Redactor, _timestamp, log_context, redact_also
 from tests.ops.support import (
     BOT_TOKEN,
     PLATFORM_TOKEN,
@@ -186,3 +186,11 @@ async def test_end_to_end_and_fault_logs_are_json_and_hold_no_secret(ops: OpsBri
     assert all(platform[0][key] == inbound_retry[key] for key in ("channel", "direction", "chat_id", "message_id"))
     assert platform[0]["direction"] == "inbound" and "/omnichannel_message/***/" in platform[0]["event"]
     assert PLATFORM_TOKEN not in str(platform)
+
+
+@pytest.mark.parametrize("created", [1_750_000_000.0, 1_750_000_000.0004999, 1_750_000_000.9995, 1_750_000_000.9999996,
+                                     1_750_000_001.123456, 1_761_955_199.999])
+def test_json_timestamps_match_the_plain_rendering(created: float) -> None:
+    formatter = JsonFormatter()
+    formatter._ts(created - 0.5)  # a second remembered from an earlier line must not leak into this one
+    assert formatter._ts(created) == _timestamp(created)
