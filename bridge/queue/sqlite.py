@@ -57,8 +57,9 @@ __all__ = ["QUEUE_MIGRATIONS", "SqliteQueue"]
 
 T = TypeVar("T")
 
-# A change to a held lane: (connection, lane id, now), run inside the settling transaction.
-_Change = Callable[[sqlite3.Connection, int, float], None]
+# A change to a claimed item, run inside the settling transaction with (connection, now): True when made, False
+# when the claim had lost its lane.
+_Change = Callable[[sqlite3.Connection, float], bool]
 
 class SqliteQueue(Queue):
     """`path` (and its folders) is created on `open()`; it may be the store's own file."""
@@ -80,7 +81,7 @@ class SqliteQueue(Queue):
         # Concurrent writes share a transaction (see the module docstring).
         self._puts: GroupCommit[list[Entry], int] = GroupCommit(self._flush_puts)
         self._claims: GroupCommit[float, Claim | None] = GroupCommit(self._flush_claims)
-        self._settles: GroupCommit[tuple[Claim, _Change], bool] = GroupCommit(self._flush_settles)
+        self._settles: GroupCommit[_Change, bool] = GroupCommit(self._flush_settles)
         self._next_purge = 0.0
 
     def __repr__(self) -> str:
@@ -262,23 +263,36 @@ class SqliteQueue(Queue):
         return await self._inline(run)
 
     async def ack(self, claim: Claim) -> bool:
-        def run(conn: sqlite3.Connection, lane_id: int, now: float) -> None:
-            conn.execute("DELETE FROM queue_items WHERE seq = ?", (int(claim.item_id),))
-            self._release(conn, lane_id, now)
+        def run(conn: sqlite3.Connection, now: float) -> bool:
+            # Finding the held head and deleting it is one statement: acks are as frequent as messages.
+            held = conn.execute(
+                "DELETE FROM queue_items WHERE seq = ? AND EXISTS (SELECT 1 FROM queue_lanes l "
+                "WHERE l.lane_id = queue_items.lane_id AND l.lease_token = ?) RETURNING lane_id",
+                (int(claim.item_id), claim.token),
+            ).fetchall()
+            if held:
+                self._release(conn, int(held[0][0]), now)
+            return bool(held)
 
-        return await self._settle(claim, run)
+        return await self._settle(run)
 
     async def retry_at(self, claim: Claim, due: float, reason: str) -> bool:
-        def run(conn: sqlite3.Connection, lane_id: int, now: float) -> None:
-            conn.execute(
-                "UPDATE queue_lanes SET ready_at = ?, lease_token = NULL, last_error = ? WHERE lane_id = ?",
-                (due, reason, lane_id),
-            )
+        def run(conn: sqlite3.Connection, now: float) -> bool:
+            lane_id = _held_lane(conn, claim)
+            if lane_id is not None:
+                conn.execute(
+                    "UPDATE queue_lanes SET ready_at = ?, lease_token = NULL, last_error = ? WHERE lane_id = ?",
+                    (due, reason, lane_id),
+                )
+            return lane_id is not None
 
-        return await self._settle(claim, run)
+        return await self._settle(run)
 
     async def dead_letter(self, claim: Claim, reason: str) -> bool:
-        def run(conn: sqlite3.Connection, lane_id: int, now: float) -> None:
+        def run(conn: sqlite3.Connection, now: float) -> bool:
+            lane_id = _held_lane(conn, claim)
+            if lane_id is None:
+                return False
             conn.execute(
                 "INSERT INTO queue_dead (direction, channel_id, chat_id, dedupe_key, body, enqueued_at, "
                 "attempts, reason, dead_at) SELECT l.direction, l.channel_id, l.chat_id, i.dedupe_key, "
@@ -288,53 +302,33 @@ class SqliteQueue(Queue):
             )
             conn.execute("DELETE FROM queue_items WHERE seq = ?", (int(claim.item_id),))
             self._release(conn, lane_id, now)
+            return True
 
-        return await self._settle(claim, run)
+        return await self._settle(run)
 
-    async def _settle(self, claim: Claim, change: _Change) -> bool:
+    async def _settle(self, change: _Change) -> bool:
         self._db  # noqa: B018 -- fail fast when not open
-        return await self._settles.submit((claim, change))
+        return await self._settles.submit(change)
 
-    async def _flush_settles(self, batch: list[tuple[Claim, _Change]]) -> list[bool | BaseException]:
+    async def _flush_settles(self, batch: list[_Change]) -> list[bool | BaseException]:
         return await self._inline(lambda: self._settle_sync(batch))
 
-    def _settle_sync(self, batch: list[tuple[Claim, _Change]]) -> list[bool | BaseException]:
-        """Apply each change in one transaction, each only if its claim still holds its lane."""
-        conn = self._db
+    def _settle_sync(self, batch: list[_Change]) -> list[bool | BaseException]:
+        """Apply the changes in one transaction. Each is made only if its claim still holds its lane (it
+        returns whether it did). An SQL error undoes the whole batch, and every caller gets it."""
         now = self.clock()
-        results: list[bool | BaseException] = []
-        isolate = len(batch) > 1  # a savepoint per change, so one that fails does not undo the others
-        with transaction(conn):
-            for claim, change in batch:
-                if isolate:
-                    conn.execute("SAVEPOINT settle")
-                try:
-                    row = conn.execute(
-                        "SELECT l.lane_id FROM queue_items i JOIN queue_lanes l ON l.lane_id = i.lane_id "
-                        "WHERE i.seq = ? AND l.lease_token = ?",
-                        (int(claim.item_id), claim.token),
-                    ).fetchone()
-                    if row is not None:
-                        change(conn, int(row[0]), now)
-                    results.append(row is not None)
-                except sqlite3.Error as exc:
-                    if not isolate:
-                        raise
-                    conn.execute("ROLLBACK TO settle")
-                    results.append(QueueError(f"the queue database {str(self.path)!r} failed: {exc}"))
-                if isolate:
-                    conn.execute("RELEASE settle")
-        return results
+        with transaction(self._db) as conn:
+            return [change(conn, now) for change in batch]
 
     @staticmethod
     def _release(conn: sqlite3.Connection, lane_id: int, now: float) -> None:
         """After the head left: the lane is ready at once (behind lanes already waiting), or gone if empty."""
-        if conn.execute("SELECT 1 FROM queue_items WHERE lane_id = ? LIMIT 1", (lane_id,)).fetchone():
-            conn.execute(
-                "UPDATE queue_lanes SET ready_at = ?, lease_token = NULL, last_error = NULL WHERE lane_id = ?",
-                (now, lane_id),
-            )
-        else:
+        ready = conn.execute(
+            "UPDATE queue_lanes SET ready_at = ?, lease_token = NULL, last_error = NULL "
+            "WHERE lane_id = ? AND EXISTS (SELECT 1 FROM queue_items WHERE lane_id = ?)",
+            (now, lane_id, lane_id),
+        ).rowcount
+        if not ready:
             conn.execute("DELETE FROM queue_lanes WHERE lane_id = ?", (lane_id,))
 
     async def next_ready_at(self) -> float | None:
@@ -396,3 +390,13 @@ class SqliteQueue(Queue):
             return [str(dead_id) for dead_id in dropped]
 
         return await self._durable(run)
+
+
+def _held_lane(conn: sqlite3.Connection, claim: Claim) -> int | None:
+    """The lane of the claimed item while the claim still holds it, else None."""
+    row = conn.execute(
+        "SELECT l.lane_id FROM queue_items i JOIN queue_lanes l ON l.lane_id = i.lane_id "
+        "WHERE i.seq = ? AND l.lease_token = ?",
+        (int(claim.item_id), claim.token),
+    ).fetchone()
+    return None if row is None else int(row[0])
