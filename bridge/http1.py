@@ -1,0 +1,284 @@
+"""A small HTTP/1.1 client for the one request the hot path makes: POST a body, read the answer.
+
+Every visitor message costs one POST to the platform. On the benchmark machine (8 in flight, one core) aiohttp
+spends about 320-450 µs of CPU on each, asyncio streams and the few lines of HTTP/1.1 below about 120 µs
+(`bench/clients.py` prints both). The platform path needs no more than this: redirects are never followed,
+and there are no cookies, no compression, no proxies and no uploads to stream.
+
+What it does: `http` and `https` (TLS with the system's trust store, host name checked), keep-alive connections
+pooled per origin and dropped after `idle_timeout`, `Content-Length`, chunked and read-to-close answers, 1xx
+answers skipped, an answer body cut at `max_body` (the connection is closed then), a total timeout and a
+connect timeout. A request sent on a pooled connection that the server had closed meanwhile (no byte of an
+answer came back) is sent once more on a new connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+__all__ = ["Answer", "ConnectTimeout", "ConnectionFailed", "Http1Client", "HttpError", "InvalidUrl"]
+
+_HEAD_LIMIT = 64 * 1024  # status line and headers of an answer
+_NO_BODY = frozenset({204, 304})
+
+
+class HttpError(Exception):
+    """The exchange failed: the answer was malformed or broke off."""
+
+
+class InvalidUrl(HttpError):
+    pass
+
+
+class ConnectionFailed(HttpError):
+    """No connection, or it was refused, reset or closed before a whole answer came."""
+
+
+class ConnectTimeout(HttpError):
+    """The connection (TCP and TLS) was not made within the connect timeout."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """`headers` has lower-case names (a repeated header keeps its last value). `body` holds at most `max_body`
+    bytes; `body_error` says why the body could not be read after the status line came (then it is empty)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    body_error: str | None = None
+
+
+class _Origin(NamedTuple):
+    scheme: str
+    host: str
+    port: int
+
+
+class _Connection(NamedTuple):
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    idle_since: float
+
+    def usable(self, now: float, idle_timeout: float) -> bool:
+        return not self.writer.is_closing() and not self.reader.at_eof() and now - self.idle_since < idle_timeout
+
+
+class _Stale(Exception):
+    """A pooled connection turned out closed before any byte of the answer: safe to send again."""
+
+
+class Http1Client:
+    def __init__(
+        self,
+        *,
+        limit: int = 100,
+        idle_timeout: float = 15.0,
+        max_body: int = 64 * 1024,
+        user_agent: str = "omnichannel-bridge",
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        if limit < 1 or idle_timeout <= 0 or max_body < 0:
+            raise ValueError("limit must be at least 1, idle_timeout positive and max_body not negative")
+        self._slots = asyncio.Semaphore(limit)
+        self._idle_timeout = idle_timeout
+        self._max_body = max_body
+        self._user_agent = user_agent
+        self._ssl = ssl_context
+        self._idle: dict[_Origin, list[_Connection]] = {}
+        self._closed = False
+
+    async def close(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, {}
+        for connections in idle.values():
+            for connection in connections:
+                connection.writer.close()
+
+    async def post(
+        self, url: str, body: bytes, *, content_type: str, timeout: float, connect_timeout: float
+    ) -> Answer:
+        """POST `body` to `url`. Raises `InvalidUrl`, `ConnectTimeout`, `ConnectionFailed`, `HttpError`, or
+        `TimeoutError` when the whole exchange took longer than `timeout`."""
+        if self._closed:
+            raise RuntimeError("the HTTP client is closed")
+        origin, target = _parse_url(url)
+        request = self._request_head(origin, target, content_type, len(body)) + body
+        async with asyncio.timeout(timeout), self._slots:
+            connection = self._pooled(origin)
+            if connection is not None:
+                try:
+                    return await self._exchange(origin, connection, request)
+                except _Stale:
+                    pass
+            connection = await self._connect(origin, connect_timeout)
+            try:
+                return await self._exchange(origin, connection, request)
+            except _Stale:
+                raise ConnectionFailed("the server closed the connection without an answer") from None
+
+    def _request_head(self, origin: _Origin, target: str, content_type: str, length: int) -> bytes:
+        default_port = 443 if origin.scheme == "https" else 80
+        host = f"[{origin.host}]" if ":" in origin.host else origin.host
+        if origin.port != default_port:
+            host = f"{host}:{origin.port}"
+        head = (
+            f"POST {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {self._user_agent}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {length}\r\nAccept: */*\r\n\r\n"
+        )
+        try:
+            return head.encode("ascii")
+        except UnicodeEncodeError:
+            raise InvalidUrl("the URL has characters that are not ASCII (percent-encode them)") from None
+
+    # ------------------------------------------------------------------ connections
+
+    def _pooled(self, origin: _Origin) -> _Connection | None:
+        connections = self._idle.get(origin)
+        now = time.monotonic()
+        while connections:
+            connection = connections.pop()
+            if connection.usable(now, self._idle_timeout):
+                return connection
+            connection.writer.close()
+        return None
+
+    def _release(self, origin: _Origin, connection: _Connection) -> None:
+        if self._closed:
+            connection.writer.close()
+            return
+        self._idle.setdefault(origin, []).append(connection._replace(idle_since=time.monotonic()))
+
+    async def _connect(self, origin: _Origin, connect_timeout: float) -> _Connection:
+        tls: ssl.SSLContext | None = None
+        if origin.scheme == "https":
+            tls = self._ssl = self._ssl or ssl.create_default_context()
+        try:
+            async with asyncio.timeout(connect_timeout) as deadline:
+                reader, writer = await asyncio.open_connection(
+                    origin.host, origin.port, ssl=tls, server_hostname=origin.host if tls else None,
+                    limit=_HEAD_LIMIT,
+                )
+        except TimeoutError:
+            if deadline.expired():
+                raise ConnectTimeout(f"no connection within {connect_timeout:g}s") from None
+            raise
+        except (OSError, ssl.SSLError) as exc:
+            raise ConnectionFailed(_describe(exc)) from None
+        return _Connection(reader, writer, time.monotonic())
+
+    # ------------------------------------------------------------------ one exchange
+
+    async def _exchange(self, origin: _Origin, connection: _Connection, request: bytes) -> Answer:
+        reader, writer = connection.reader, connection.writer
+        keep = False
+        try:
+            try:
+                writer.write(request)
+                await writer.drain()
+                status, version, headers = await _read_head(reader)
+            except asyncio.IncompleteReadError as exc:
+                if not exc.partial:
+                    raise _Stale() from None
+                raise ConnectionFailed("the answer broke off in its headers") from None
+            except (ConnectionError, OSError) as exc:
+                raise _Stale() if isinstance(exc, ConnectionResetError | BrokenPipeError) else ConnectionFailed(
+                    _describe(exc)
+                ) from None
+            try:
+                body, complete = await _read_body(reader, status, headers, self._max_body)
+            except (asyncio.IncompleteReadError, ConnectionError, OSError, HttpError, ValueError) as exc:
+                return Answer(status, headers, b"", body_error=_describe(exc))
+            keep = complete and version == b"HTTP/1.1" and headers.get("connection", "").lower() != "close"
+            return Answer(status, headers, body)
+        finally:
+            if keep:
+                self._release(origin, connection)
+            else:
+                writer.close()
+
+
+async def _read_head(reader: asyncio.StreamReader) -> tuple[int, bytes, dict[str, str]]:
+    while True:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.LimitOverrunError:
+            raise HttpError(f"the answer's headers are over {_HEAD_LIMIT} bytes") from None
+        lines = head[:-4].split(b"\r\n")
+        version, _, rest = lines[0].partition(b" ")
+        code = rest[:3]
+        if not version.startswith(b"HTTP/1.") or not code.isdigit():
+            raise HttpError(f"not an HTTP/1.x answer: {lines[0][:60]!r}")
+        status = int(code)
+        if 100 <= status < 200:  # informational (100 Continue, 103 Early Hints): the answer follows
+            continue
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(b":")
+            if sep:
+                headers[name.strip().decode("latin-1").lower()] = value.strip().decode("latin-1")
+        return status, version, headers
+
+
+async def _read_body(
+    reader: asyncio.StreamReader, status: int, headers: Mapping[str, str], max_body: int
+) -> tuple[bytes, bool]:
+    """The body (at most `max_body` bytes) and whether the connection is left at the end of it."""
+    if status in _NO_BODY:
+        return b"", True
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        return await _read_chunked(reader, max_body)
+    length = headers.get("content-length")
+    if length is not None:
+        size = int(length)
+        if size < 0:
+            raise HttpError(f"Content-Length {length!r}")
+        if size <= max_body:
+            return await reader.readexactly(size), True
+        return await reader.readexactly(max_body), False
+    # No length: the body ends when the server closes the connection.
+    return await reader.read(max_body) if max_body else b"", False
+
+
+async def _read_chunked(reader: asyncio.StreamReader, max_body: int) -> tuple[bytes, bool]:
+    parts: list[bytes] = []
+    kept = 0
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip(), 16)
+        if size == 0:
+            while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
+                pass
+            return b"".join(parts), True
+        if kept + size > max_body:
+            parts.append(await reader.readexactly(max_body - kept))
+            return b"".join(parts), False
+        parts.append(await reader.readexactly(size))
+        kept += size
+        await reader.readexactly(2)
+
+
+def _parse_url(url: str) -> tuple[_Origin, str]:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidUrl(str(exc)) from None
+    if parts.scheme not in ("http", "https"):
+        raise InvalidUrl(f"{parts.scheme or 'no'} scheme: only http and https URLs can be posted to")
+    if not parts.hostname:
+        raise InvalidUrl("the URL has no host")
+    target = parts.path or "/"
+    if parts.query:
+        target = f"{target}?{parts.query}"
+    return _Origin(parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)), target
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
