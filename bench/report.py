@@ -86,7 +86,7 @@ def _latency(results: Results) -> str:
 def _clients(results: Results) -> str:
     found = results.get("clients") or {}
     labels = {"httpx": "httpx.AsyncClient", "aiohttp": "aiohttp.ClientSession",
-              "platform_client": "bridge PlatformClient (aiohttp)"}
+              "platform_client": "bridge PlatformClient (bridge.http1)"}
     rows = [[labels.get(name, name), _n(r["cpu_ms"], 3), _n(r["rate"])] for name, r in found.items()]
     return _table(["HTTP client, 50 in flight", "CPU ms/POST", "POST/s"], rows)
 

@@ -18,14 +18,16 @@ the loop: the connection's busy timeout is zero while the loop uses it, and an i
 database busy is run again in the thread, where it waits up to `busy_timeout`. A call must therefore be safe
 to run again after a busy error, which every call inside `transaction()` is (it rolled back).
 
-Checkpoints (copying the log back into the database file, which fsyncs too) run in the thread after an fsync,
-at most every `checkpoint_interval` seconds, on a connection of their own; the loop's connection never starts
-one itself.
+Checkpoints (copying the log back into the database file, which fsyncs that file too) run at most every
+`checkpoint_interval` seconds, after an fsync, in a second thread on a connection of their own: a checkpoint can
+take tens of milliseconds on a busy disk, and the log's fsyncs (which callers wait for) must not queue behind
+it. The loop's connection never starts one itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 import time
@@ -37,6 +39,8 @@ from typing import TypeVar
 __all__ = ["SqliteRunner", "is_busy"]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("bridge.store")
 
 _BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
@@ -73,6 +77,9 @@ class SqliteRunner:
         # Made by `open()`, in the loop that will use it: an asyncio lock stays bound to its first loop.
         self._lock: asyncio.Lock | None = None
         self._executor: ThreadPoolExecutor | None = None
+        # The checkpoints' own thread, and the one running now (at most one at a time).
+        self._checkpoints: ThreadPoolExecutor | None = None
+        self._checkpoint: asyncio.Future[None] | None = None
         # Durable commits made, and how many of them an fsync has covered (see `_sync_wal`).
         self._written = 0
         self._synced = 0
@@ -102,7 +109,6 @@ class SqliteRunner:
             conn.execute("PRAGMA busy_timeout = 0")  # the loop's setting; the thread raises it per call
             conn.execute("PRAGMA synchronous = NORMAL")  # durability comes from `durable` (see above)
             conn.execute("PRAGMA wal_autocheckpoint = 0")
-            self._checkpointer = sqlite3.connect(self._path, timeout=0.0, isolation_level=None)
         except BaseException:
             conn.close()
             raise
@@ -113,8 +119,13 @@ class SqliteRunner:
         if self._lock is None:
             return
         async with self._lock:
-            if self._sync_round is not None:
-                await asyncio.gather(asyncio.shield(self._sync_round), return_exceptions=True)
+            for pending in (self._sync_round, self._checkpoint):
+                if pending is not None:
+                    await asyncio.gather(asyncio.shield(pending), return_exceptions=True)
+            checkpoints, self._checkpoints = self._checkpoints, None
+            if checkpoints is not None:
+                await _wait_for(checkpoints, self._close_checkpointer)
+                checkpoints.shutdown(wait=False)
             conn, self._conn = self._conn, None
             executor, self._executor = self._executor, None
             if executor is not None:
@@ -123,10 +134,8 @@ class SqliteRunner:
         self._lock = None
 
     def _close_sync(self, conn: sqlite3.Connection | None) -> None:
-        for each in (conn, self._checkpointer):
-            if each is not None:
-                each.close()
-        self._checkpointer = None
+        if conn is not None:
+            conn.close()
         if self._wal_fd is not None:
             os.close(self._wal_fd)
             self._wal_fd = None
@@ -197,20 +206,39 @@ class SqliteRunner:
             self._synced = max(self._synced, covers)
         finally:
             self._sync_round = None
+        now = time.monotonic()
+        if now >= self._next_checkpoint and self._checkpoint is None:
+            self._next_checkpoint = now + self._checkpoint_interval
+            self._checkpoints = self._checkpoints or ThreadPoolExecutor(1, thread_name_prefix=f"{self._name}-ckpt")
+            self._checkpoint = asyncio.get_running_loop().run_in_executor(self._checkpoints, self._checkpoint_sync)
+            self._checkpoint.add_done_callback(self._checkpoint_done)
+
+    def _checkpoint_done(self, future: asyncio.Future[None]) -> None:
+        self._checkpoint = None
+        if not future.cancelled() and future.exception() is not None:
+            # Nothing waits for a checkpoint: the next one copies what this one did not.
+            logger.warning("checkpoint of %s failed: %s", self._path, future.exception())
 
     def _fsync_sync(self) -> None:
         if self._wal_fd is None:
             self._wal_fd = os.open(f"{self._path}-wal", os.O_RDONLY)
             _fsync_folder(self._path.parent)  # the log file's own entry, created by the first write
         os.fsync(self._wal_fd)
-        now = time.monotonic()
-        if self._checkpointer is not None and now >= self._next_checkpoint:
-            self._next_checkpoint = now + self._checkpoint_interval
-            try:
-                self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.OperationalError as exc:
-                if not is_busy(exc):  # another checkpoint is running: this one is not needed
-                    raise
+
+    def _checkpoint_sync(self) -> None:
+        """In the checkpoint thread, which alone uses the checkpointer connection."""
+        if self._checkpointer is None:
+            self._checkpointer = sqlite3.connect(self._path, timeout=0.0, isolation_level=None)
+        try:
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):  # another process's checkpoint is running: this one is not needed
+                raise
+
+    def _close_checkpointer(self) -> None:
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.close()
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -119,3 +119,30 @@ async def test_durable_writes_share_fsyncs_and_leave_the_connection_free_meanwhi
     assert sorted(await asyncio.gather(*writes)) == list(range(20))
     # The first write's fsync covers it alone; the other 19 committed meanwhile and share the next one.
     assert 1 <= len(fsyncs) <= 3
+
+
+async def test_checkpoints_copy_the_log_into_the_database_file(tmp_path: Path) -> None:
+    path = tmp_path / "checkpointed.db"
+
+    def opener() -> sqlite3.Connection:
+        conn = connect(path, busy_timeout=5.0)
+        conn.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
+        return conn
+
+    runner = SqliteRunner(path, opener, busy_timeout=5.0, name="test", checkpoint_interval=0.0)
+    await runner.open()
+    try:
+        for n in range(20):
+            await runner.durable(insert(n, []))
+        for _ in range(200):
+            if runner._checkpoint is None:
+                break
+            await asyncio.sleep(0.01)
+        # Read the database file alone, as if the log were lost: the checkpoints put the rows there.
+        main_file = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+        try:
+            assert main_file.execute("SELECT COUNT(*) FROM t").fetchone()[0] >= 19
+        finally:
+            main_file.close()
+    finally:
+        await runner.close()
