@@ -4,8 +4,9 @@
 
 Runs pinned to the app core (the client is what is measured; the stub answers from the other core) and
 prints one JSON object: per client, CPU milliseconds per POST and POSTs per second. This is the number that
-chose aiohttp for the platform path: the delivery workers spend most of their time in their HTTP client.
-`platform_client` is the bridge's own `PlatformClient.post_json` (aiohttp plus answer classification).
+chose the platform path's client (first aiohttp over httpx, then `bridge.http1` over aiohttp): the delivery
+workers spend much of their time in their HTTP client. `platform_client` is the bridge's own
+`PlatformClient.post_json` (`bridge.http1` plus answer classification).
 """
 
 from __future__ import annotations
