@@ -24,11 +24,11 @@ import contextlib
 import logging
 import math
 import random
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
 
+from bridge.backlog import Backlog, Backpressure
 from bridge.config import Config, DeliveryConfig
 from bridge.handoff import (
     Delivered,
@@ -43,7 +43,7 @@ from bridge.handoff import (
 )
 from bridge.leases import LeaseKeeper
 from bridge.logs import item_log_fields
-from bridge.queue import Claim, Queue, QueueError, lane_of, open_queue
+from bridge.queue import Claim, Queue, QueueError, open_queue
 
 __all__ = ["DEFAULT_SCHEDULE", "Backpressure", "DurableHandoff", "HandoffStopped", "build_handoff"]
 
@@ -54,11 +54,6 @@ log = logging.getLogger("bridge.delivery")
 
 class HandoffStopped(QueueError):
     """`submit` after `stop()`: the items were not taken over."""
-
-
-class Backpressure(QueueError):
-    """A channel's queue in one direction is full (`max_backlog`): the items were not taken over, and the
-    sender should come back later. Raised instead of storing without bound, so ingest cannot starve delivery."""
 
 
 class DurableHandoff(Handoff):
@@ -88,10 +83,6 @@ class DurableHandoff(Handoff):
             raise ValueError("max_age, lease and poll_interval must be positive, shutdown_grace not negative")
         if workers < 1:
             raise ValueError("workers must be at least 1")
-        if max_backlog < 0 or high_water < 0 or high_water_wait < 0 or backlog_refresh <= 0:
-            raise ValueError(
-                "max_backlog, high_water and high_water_wait must not be negative, backlog_refresh must be positive"
-            )
         self.queue = queue
         self.schedule = tuple(schedule)
         self.jitter = jitter
@@ -109,18 +100,14 @@ class DurableHandoff(Handoff):
         self._stopping = False
         self._stopped = False
         self._ready_probe: asyncio.Future[float | None] | None = None
-        self.max_backlog = max_backlog
-        self.high_water = high_water
-        self.high_water_wait = high_water_wait
-        self.backlog_refresh = backlog_refresh
-        # Senders held above high water, per (channel, direction), oldest first: each settled item of that
-        # backlog wakes one of them (waking them all would cost every one of them a look per settled item).
-        self._held: dict[tuple[str, str], deque[asyncio.Future[bool]]] = {}
-        # Backlog per (channel, direction) as the queue last reported it plus what this process stored since:
-        # reading the queue's status on every submit would cost more than the submit itself.
-        self._backlog: dict[tuple[str, str], int] = {}
-        self._backlog_read_at = -math.inf
-        self._backlog_lock = asyncio.Lock()
+        self.backlog = Backlog(
+            queue,
+            max_backlog=max_backlog,
+            high_water=high_water,
+            high_water_wait=high_water_wait,
+            refresh=backlog_refresh,
+            clock=self._clock,
+        )
 
     @classmethod
     def from_config(cls, queue: Queue, config: DeliveryConfig, **overrides: float) -> DurableHandoff:
@@ -153,7 +140,7 @@ class DurableHandoff(Handoff):
             return
         self._stopping = self._stopped = True
         self._notify()
-        self._release_held()
+        self.backlog.close()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=self.shutdown_grace)
             if pending:
@@ -175,89 +162,14 @@ class DurableHandoff(Handoff):
         if not items:
             return 0
         await self.queue.open()
-        if self.high_water:
-            await self._yield_above_high_water(items)
-            if self._stopped:
-                raise HandoffStopped("the bridge is shutting down; the items were not taken over")
-        if self.max_backlog:
-            await self._refuse_when_full(items)
+        await self.backlog.admit(items)
+        if self._stopped:  # while the sender was held above high water
+            raise HandoffStopped("the bridge is shutting down; the items were not taken over")
         stored = await self.queue.put(items)
         if stored:
             self._notify()
-            if self.max_backlog or self.high_water:
-                for item in items:
-                    key = _backlog_key(item)
-                    self._backlog[key] = self._backlog.get(key, 0) + 1
+            self.backlog.stored(items)
         return stored
-
-    async def _read_backlog(self) -> None:
-        """Refresh the backlog from the queue at most every `backlog_refresh` seconds (other replicas' work
-        shows up there); in between it is kept by counting this process's puts and settled deliveries."""
-        if self._clock() - self._backlog_read_at >= self.backlog_refresh:
-            async with self._backlog_lock:
-                if self._clock() - self._backlog_read_at >= self.backlog_refresh:
-                    rows = await self.queue.status()
-                    self._backlog = {(r.channel_id, r.direction): r.queued + r.in_flight for r in rows}
-                    self._backlog_read_at = self._clock()
-
-    async def _yield_above_high_water(self, items: list[Item]) -> None:
-        """While a channel's backlog is above `high_water`, a sender waits (up to `high_water_wait`) for
-        deliveries to settle before its items are taken over: on one event loop, unthrottled ingest would take
-        the loop from the delivery workers and the backlog would only grow. Senders are let through in the
-        order they came, one per settled item; a look at the queue every `backlog_refresh` seconds also counts
-        what other replicas stored or delivered."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.high_water_wait
-        keys = {_backlog_key(item) for item in items}
-        woken = False
-        while not self._stopping:
-            await self._read_backlog()
-            full = next((key for key in keys if self._backlog.get(key, 0) >= self.high_water), None)
-            remaining = deadline - loop.time()
-            if full is None or remaining <= 0:
-                return
-            held = self._held.setdefault(full, deque())
-            turn: asyncio.Future[bool] = loop.create_future()
-            # A sender woken for a settled item that still finds no room keeps its place at the front.
-            if woken:
-                held.appendleft(turn)
-            else:
-                held.append(turn)
-            timer = loop.call_later(min(remaining, self.backlog_refresh), _release, turn)
-            try:
-                woken = await turn
-            finally:
-                timer.cancel()
-                if not turn.done() or not woken:
-                    with contextlib.suppress(ValueError):
-                        held.remove(turn)
-
-    def _count_settled(self, claim: Claim) -> None:
-        """One item left the backlog (delivered or dead-lettered): let the longest-held sender of it through."""
-        key = (claim.channel_id, claim.direction)
-        if key in self._backlog:
-            self._backlog[key] = max(0, self._backlog[key] - 1)
-        held = self._held.get(key)
-        while held:
-            turn = held.popleft()
-            if not turn.done():
-                turn.set_result(True)
-                return
-
-    def _release_held(self) -> None:
-        for held in self._held.values():
-            while held:
-                _release(held.popleft())
-
-    async def _refuse_when_full(self, items: list[Item]) -> None:
-        await self._read_backlog()
-        for key in {_backlog_key(item) for item in items}:
-            held = self._backlog.get(key, 0)
-            if held >= self.max_backlog:
-                raise Backpressure(
-                    f"the {key[1]} queue of channel {key[0]!r} holds {held} messages (delivery.max_backlog "
-                    f"is {self.max_backlog}); not taken over, retry later"
-                )
 
     async def status(self) -> list[DeliveryStatus]:
         return await self.queue.status()
@@ -325,7 +237,7 @@ class DurableHandoff(Handoff):
             item = decode_item(claim.body)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             await self._settle(claim, self.queue.dead_letter(claim, f"undecodable item: {exc}"))
-            self._count_settled(claim)
+            self.backlog.settled(claim)
             return
         age = self._clock() - claim.enqueued_at
         # Only a first attempt can be too late: a retry was scheduled within max_age, so it is made.
@@ -333,18 +245,18 @@ class DurableHandoff(Handoff):
             reason = f"expired before delivery: waited {age:.1f}s, max_age is {self.max_age:g}s"
             log.warning("dead-lettering %s: %s", _describe(claim), reason, extra=_extra(item))
             await self._settle(claim, self.queue.dead_letter(claim, reason))
-            self._count_settled(claim)
+            self.backlog.settled(claim)
             return
         outcome = await self._attempt(claim, item)
         if isinstance(outcome, Delivered):
             await self._settle(claim, self.queue.ack(claim))
-            self._count_settled(claim)
+            self.backlog.settled(claim)
         elif isinstance(outcome, Permanent):
             log.warning(
                 "dead-lettering %s after a permanent failure: %s", _describe(claim), outcome.reason, extra=_extra(item)
             )
             await self._settle(claim, self.queue.dead_letter(claim, outcome.reason))
-            self._count_settled(claim)
+            self.backlog.settled(claim)
         else:
             await self._settle(claim, self._schedule_retry(claim, item, outcome))
 
@@ -399,12 +311,6 @@ class DurableHandoff(Handoff):
             await asyncio.wait_for(self.queue.retry_at(claim, self._clock(), "delivery interrupted by shutdown"), 2.0)
 
 
-def _release(turn: asyncio.Future[bool]) -> None:
-    """A held sender's wait ended without a settled item (timed out, or the handoff stops)."""
-    if not turn.done():
-        turn.set_result(False)
-
-
 def _consume_error(future: asyncio.Future[float | None]) -> None:
     if not future.cancelled():
         future.exception()
@@ -418,11 +324,6 @@ def _extra(item: Item) -> dict[str, object]:
     """Log-record fields that tie a line to the message and its journey through the bridge: direction, channel,
     chat id, message id and correlation id, as on every other line about it."""
     return {key: value for key, value in item_log_fields(item).items() if value is not None}
-
-
-def _backlog_key(item: Item) -> tuple[str, str]:
-    lane = lane_of(item)
-    return lane.channel_id, lane.direction
 
 
 def build_handoff(config: Config, **overrides: float) -> DurableHandoff:
