@@ -336,5 +336,5 @@ def redact_also(secrets: Iterable[str]) -> None:
 
 def uvicorn_logging(config: LoggingConfig) -> dict[str, Any]:
     """Keyword arguments for `uvicorn.run`/`uvicorn.Config` that leave logging to `configure_logging`: no
-    dictConfig of uvicorn's own (its handlers would print access lines unredacted), access lines on."""
-    return {"log_config": None, "log_level": config.level.lower(), "access_log": True}
+    dictConfig of uvicorn's own (its handlers would print access lines unredacted), access lines as configured."""
+    return {"log_config": None, "log_level": config.level.lower(), "access_log": config.access_log}

@@ -10,8 +10,11 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+from litestar import Litestar, get
 
+from bridge.config import LoggingConfig
 from bridge.logs import JsonFormatter, Redactor, _timestamp, log_context, redact_also
+from bridge.testing.server import serve
 from tests.ops.support import (
     BOT_TOKEN,
     PLATFORM_TOKEN,
@@ -194,3 +197,20 @@ def test_json_timestamps_match_the_plain_rendering(created: float) -> None:
     formatter = JsonFormatter()
     formatter._ts(created - 0.5)  # a second remembered from an earlier line must not leak into this one
     assert formatter._ts(created) == _timestamp(created)
+
+
+@pytest.mark.parametrize("access_log", [True, False])
+async def test_access_lines_follow_logging_access_log(access_log: bool) -> None:
+    @get("/ping")
+    async def ping() -> str:
+        return "pong"
+
+    settings = LoggingConfig(access_log=access_log)
+    with captured_logs(SECRETS) as stream:
+        async with serve(Litestar([ping], logging_config=None), logging=settings) as server:
+            async with httpx.AsyncClient() as client:
+                assert (await client.get(f"{server.url}/ping")).text == "pong"
+    access = [line for line in json_lines(stream.getvalue()) if line["logger"] == "uvicorn.access"]
+    assert [(line["method"], line["path"], line["status"]) for line in access] == (
+        [("GET", "/ping", 200)] if access_log else []
+    )
