@@ -195,25 +195,31 @@ class DurableHandoff(Handoff):
 
     async def _work(self) -> None:
         failures = 0
+        claim: Claim | None = None  # made along with the last ack, not yet delivered
         while not self._stopping:
             wake = self._wake
             try:
-                claim = await self.queue.claim(lease=self.lease)
+                if claim is None:
+                    claim = await self.queue.claim(lease=self.lease)
                 if claim is None:
                     await self._sleep(wake, await self._idle_for())
                 else:
-                    await self._process(claim)
+                    claim = await self._process(claim)
                 failures = 0
             except QueueError as exc:
+                claim = None
                 failures = min(failures + 1, 8)
                 log.warning("the delivery queue failed (%s); retrying", exc)
                 await self._sleep(wake, min(self.poll_interval * 2**failures, 5.0))
             except Exception:
                 # A bug must not silently shrink the pool: log it and go on (an item held now is
                 # handed out again when its lease runs out).
+                claim = None
                 failures = min(failures + 1, 8)
                 log.exception("a delivery worker failed; it goes on")
                 await self._sleep(wake, min(self.poll_interval * 2**failures, 5.0))
+        if claim is not None:  # made along with the last ack just before the stop: not to be delivered now
+            await self._hand_back(claim)
 
     async def _idle_for(self) -> float:
         # Every submit wakes every idle worker; those that found nothing to claim share one look at the queue
@@ -232,13 +238,14 @@ class DurableHandoff(Handoff):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), seconds)
 
-    async def _process(self, claim: Claim) -> None:
+    async def _process(self, claim: Claim) -> Claim | None:
+        """Deliver and settle one claim; returns the next claim when one was made along with the ack."""
         try:
             item = decode_item(claim.body)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             await self._settle(claim, self.queue.dead_letter(claim, f"undecodable item: {exc}"))
             self.backlog.settled(claim)
-            return
+            return None
         age = self._clock() - claim.enqueued_at
         # Only a first attempt can be too late: a retry was scheduled within max_age, so it is made.
         if claim.attempts == 1 and age > self.max_age:
@@ -246,10 +253,15 @@ class DurableHandoff(Handoff):
             log.warning("dead-lettering %s: %s", _describe(claim), reason, extra=_extra(item))
             await self._settle(claim, self.queue.dead_letter(claim, reason))
             self.backlog.settled(claim)
-            return
+            return None
         outcome = await self._attempt(claim, item)
+        next_claim = None
         if isinstance(outcome, Delivered):
-            await self._settle(claim, self.queue.ack(claim))
+            if self._stopping:
+                await self._settle(claim, self.queue.ack(claim))
+            else:
+                acked, next_claim = await self.queue.ack_and_claim(claim, lease=self.lease)
+                _note_recorded(claim, acked)
             self.backlog.settled(claim)
         elif isinstance(outcome, Permanent):
             log.warning(
@@ -259,6 +271,7 @@ class DurableHandoff(Handoff):
             self.backlog.settled(claim)
         else:
             await self._settle(claim, self._schedule_retry(claim, item, outcome))
+        return next_claim
 
     async def _attempt(self, claim: Claim, item: Item) -> Outcome:
         deliver = self._deliver
@@ -300,15 +313,19 @@ class DurableHandoff(Handoff):
     async def _settle(self, claim: Claim, operation: Awaitable[bool]) -> None:
         """Record an outcome. Only `False` (the lease was lost to another claimer) is final here: a queue
         error propagates to the worker loop, and the lease running out makes the item go round again."""
-        if not await operation:
-            log.warning(
-                "the lease on %s ran out before its outcome was recorded; it will be delivered again", _describe(claim)
-            )
+        _note_recorded(claim, await operation)
 
     async def _hand_back(self, claim: Claim) -> None:
         """A delivery cancelled at shutdown: make its lane ready now rather than when the lease runs out."""
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.queue.retry_at(claim, self._clock(), "delivery interrupted by shutdown"), 2.0)
+
+
+def _note_recorded(claim: Claim, recorded: bool) -> None:
+    if not recorded:
+        log.warning(
+            "the lease on %s ran out before its outcome was recorded; it will be delivered again", _describe(claim)
+        )
 
 
 def _consume_error(future: asyncio.Future[float | None]) -> None:

@@ -163,6 +163,12 @@ class Queue(ABC):
     async def ack(self, claim: Claim) -> bool:
         """The head was delivered: remove it and release the lane."""
 
+    async def ack_and_claim(self, claim: Claim, *, lease: float) -> tuple[bool, Claim | None]:
+        """`ack`, then `claim`: what a worker does after each delivery. A backend that can send both in one
+        round trip overrides this; if the ack fails, no claim is left held."""
+        acked = await self.ack(claim)
+        return acked, await self.claim(lease=lease)
+
     @abstractmethod
     async def retry_at(self, claim: Claim, due: float, reason: str) -> bool:
         """Keep the head, note `reason`, and keep the lane waiting until `due`."""

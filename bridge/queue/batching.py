@@ -36,12 +36,17 @@ class GroupCommit(Generic[T, R]):
         self._drainer: asyncio.Task[None] | None = None
 
     async def submit(self, value: T) -> R:
+        # A caller that is cancelled stops waiting; its write may still land (dedupe covers a redelivery).
+        return await self.enqueue(value)
+
+    def enqueue(self, value: T) -> asyncio.Future[R]:
+        """`submit` without waiting: values enqueued one after the other, with no await between them, go in
+        the same batch, in that order."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((value, future))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain(), name="queue-group-commit")
-        # A caller that is cancelled stops waiting; its write may still land (dedupe covers a redelivery).
-        return await future
+        return future
 
     async def wait_idle(self) -> None:
         """Return once every value submitted so far has been flushed."""

@@ -42,6 +42,8 @@ only allows when every key hashes to one slot: there, use a prefix with a hash t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
 import socket
@@ -202,9 +204,35 @@ class RedisQueue(Queue):
     # ------------------------------------------------------------------ consumers
 
     async def claim(self, *, lease: float) -> Claim | None:
+        args = self._claim_args(lease)
+        return self._claim_from(await self._call("CLAIM", *args), token=args[-1])
+
+    async def ack_and_claim(self, claim: Claim, *, lease: float) -> tuple[bool, Claim | None]:
+        # Both scripts in the same pipeline: one round trip instead of two per delivered message.
+        self._client  # noqa: B018 -- fail fast when not open
+        args = self._claim_args(lease)
+        acked = self._calls.enqueue(("ACK", tuple(self._head_args(claim))))
+        found = self._calls.enqueue(("CLAIM", tuple(args)))
+        await asyncio.wait((acked, found))
+        ack_result: Any = acked.exception() or acked.result()
+        claim_result: Any = found.exception() or found.result()
+        if isinstance(claim_result, BaseException):
+            if isinstance(ack_result, BaseException):
+                raise ack_result
+            raise claim_result
+        next_claim = self._claim_from(claim_result, token=args[-1])
+        if isinstance(ack_result, BaseException):
+            if next_claim is not None:  # hand it straight back rather than hold it until its lease runs out
+                with contextlib.suppress(QueueError):
+                    await self.retry_at(next_claim, self.clock(), "handed back: the ack before it failed")
+            raise ack_result
+        return bool(ack_result), next_claim
+
+    def _claim_args(self, lease: float) -> list[str]:
         now = self.clock()
-        token = token_hex(12)
-        found = await self._call("CLAIM", _num(now), _num(now + lease), self.consumer, token)
+        return [_num(now), _num(now + lease), self.consumer, token_hex(12)]
+
+    def _claim_from(self, found: Any, *, token: str) -> Claim | None:
         if not found:
             return None
         lane_name, entry_id, flat, attempts, last_error = found

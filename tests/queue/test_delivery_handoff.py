@@ -15,7 +15,7 @@ import pytest
 from bridge.config import Config, DeliveryConfig, StoreConfig
 from bridge.delivery import DurableHandoff, HandoffStopped, build_handoff
 from bridge.handoff import Delivered, DeliveryStatus, Item, Outcome, Permanent, Retry
-from bridge.queue import Lane, Queue, QueueError, lane_of
+from bridge.queue import Claim, Lane, Queue, QueueError, lane_of
 from bridge.queue.sqlite import SqliteQueue
 from tests.queue.conftest import MakeQueue
 from tests.queue.helpers import FakeClock, Recorder, inbound, outbound
@@ -383,3 +383,45 @@ async def test_a_delivery_longer_than_the_lease_keeps_its_lane(
     finally:
         await other.close()
     assert calls == ["k1"]
+
+
+class _StopsDuringAck(SqliteQueue):
+    """A real SQLite queue whose first ack-and-claim is followed by the handoff's stop: the claim made with
+    that ack is then held by a worker that must not deliver it."""
+
+    handoff: DurableHandoff | None = None
+    stopping: asyncio.Task[None] | None = None
+
+    async def ack_and_claim(self, claim: Claim, *, lease: float) -> tuple[bool, Claim | None]:
+        result = await super().ack_and_claim(claim, lease=lease)
+        if self.stopping is None and self.handoff is not None:
+            self.stopping = asyncio.create_task(self.handoff.stop())
+            await asyncio.sleep(0)  # the stop has begun when the worker goes on
+        return result
+
+
+async def test_a_claim_made_with_the_last_ack_is_handed_back_at_stop(tmp_path: Path) -> None:
+    queue = _StopsDuringAck(tmp_path / "bridge.db")
+    handoff = DurableHandoff(queue, workers=1, lease=60.0, poll_interval=0.05)
+    queue.handoff = handoff
+    delivered: list[str] = []
+
+    async def deliver(item: Item) -> Outcome:
+        delivered.append(item.dedupe_key)
+        return Delivered()
+
+    await handoff.submit([inbound("first", chat=1), inbound("second", chat=2)])
+    await handoff.start(deliver)
+    for _ in range(200):
+        if queue.stopping is not None and queue.stopping.done():
+            break
+        await asyncio.sleep(0.01)
+    assert delivered == ["first"]
+    # Handed back: ready now for the next start, not when its 60 s lease would have run out.
+    again = SqliteQueue(tmp_path / "bridge.db")
+    await again.open()
+    try:
+        claim = await again.claim(lease=60.0)
+        assert claim is not None and claim.dedupe_key == "second"
+    finally:
+        await again.close()

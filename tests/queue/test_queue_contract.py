@@ -265,3 +265,35 @@ async def test_closed_queue_refuses_work(make_queue: MakeQueue) -> None:
     await queue.close()
     with pytest.raises(QueueError):
         await queue.claim(lease=LEASE)
+
+
+async def test_ack_and_claim_acks_then_claims_the_next_ready_head(queue: Queue) -> None:
+    await queue.put([inbound("a1", chat=1), inbound("a2", chat=1), inbound("b1", chat=2)])
+    first = await claim_ok(queue)
+    assert first.dedupe_key == "a1"
+    # b1 is ready on another lane; a2 becomes ready by the ack itself: either may come next, never a1 again.
+    acked, following = await queue.ack_and_claim(first, lease=LEASE)
+    assert acked and following is not None and following.dedupe_key in ("a2", "b1")
+    acked, last = await queue.ack_and_claim(following, lease=LEASE)
+    assert acked and last is not None and {following.dedupe_key, last.dedupe_key} == {"a2", "b1"}
+    assert await queue.ack_and_claim(last, lease=LEASE) == (True, None)
+    assert await queue.status() == []
+
+
+async def test_ack_and_claim_with_a_lost_lease(queue: Queue, make_queue: MakeQueue, clock: FakeClock) -> None:
+    await queue.put([inbound("n1")])
+    lost = await claim_ok(queue)
+    clock.advance(LEASE + 1)
+    other = make_queue(clock=clock)
+    await other.open()
+    try:
+        taken = await other.claim(lease=LEASE)
+        assert taken is not None and taken.dedupe_key == "n1"
+        await queue.put([inbound("m1", chat=2)])
+        # The late ack is not recorded; the claim made with it is a real one (the other chat's message).
+        acked, following = await queue.ack_and_claim(lost, lease=LEASE)
+        assert not acked
+        assert following is not None and following.dedupe_key == "m1"
+        assert await other.ack(taken) and await queue.ack(following)
+    finally:
+        await other.close()
