@@ -187,10 +187,10 @@ class Http1Client:
                 if not exc.partial:
                     raise _Stale() from None
                 raise ConnectionFailed("the answer broke off in its headers") from None
-            except (ConnectionError, OSError) as exc:
-                raise _Stale() if isinstance(exc, ConnectionResetError | BrokenPipeError) else ConnectionFailed(
-                    _describe(exc)
-                ) from None
+            except (ConnectionResetError, BrokenPipeError):
+                raise _Stale() from None
+            except OSError as exc:
+                raise ConnectionFailed(_describe(exc)) from None
             try:
                 body, complete = await _read_body(reader, status, headers, self._max_body)
             except (asyncio.IncompleteReadError, ConnectionError, OSError, HttpError, ValueError) as exc:
