@@ -150,7 +150,7 @@ class SqliteStore(Store):
     async def ping(self) -> None:
         await self._inline(lambda conn: conn.execute("SELECT 1").fetchone())
 
-    async def _run(self, func: Callable[[sqlite3.Connection], T]) -> T:
+    async def _durable(self, func: Callable[[sqlite3.Connection], T]) -> T:
         """Writes: returns once they are on disk (a chat id lost to a power cut could be handed to another
         chat after restart)."""
         if not self._runner.is_open:
@@ -192,7 +192,7 @@ class SqliteStore(Store):
                 raise StoreError(f"chat {channel_id}/{native_chat_id} vanished while being allocated")
             return allocated
 
-        return self._chat_ids.put(channel_id, native_chat_id, await self._run(allocate))
+        return self._chat_ids.put(channel_id, native_chat_id, await self._durable(allocate))
 
     async def chat_by_id(self, chat_id: int) -> ChatRecord | None:
         if chat_id not in _CHAT_ID_RANGE:
@@ -223,7 +223,7 @@ class SqliteStore(Store):
                 "UPDATE chats SET adapter_data = ? WHERE chat_id = ?", (encoded, chat_id)
             ).rowcount
 
-        if await self._run(update) == 0:
+        if await self._durable(update) == 0:
             raise KeyError(chat_id)
 
     # ------------------------------------------------------------------ visitors
@@ -241,7 +241,7 @@ class SqliteStore(Store):
     async def _flush_visitor_saves(self, saves: list[_VisitorSave]) -> list[VisitorFields | BaseException]:
         # The saves of concurrent messages share one fsync, while each is still read, merged and written on
         # its own, in arrival order.
-        return await self._run(lambda conn: [self._save_visitor_sync(conn, *save) for save in saves])
+        return await self._durable(lambda conn: [self._save_visitor_sync(conn, *save) for save in saves])
 
     def _save_visitor_sync(
         self, conn: sqlite3.Connection, channel_id: str, native_user_id: str, fields: VisitorFields
@@ -297,7 +297,7 @@ class SqliteStore(Store):
             )
             self._purge_expired(conn)
 
-        await self._run(write)
+        await self._durable(write)
 
     async def kv_set_if_absent(
         self, namespace: str, key: str, value: bytes, *, ttl: float | None = None
@@ -316,10 +316,10 @@ class SqliteStore(Store):
             self._purge_expired(conn)
             return changed > 0
 
-        return await self._run(write)
+        return await self._durable(write)
 
     async def kv_delete(self, namespace: str, key: str) -> None:
-        await self._run(
+        await self._durable(
             lambda conn: conn.execute("DELETE FROM kv WHERE namespace = ? AND key = ?", (namespace, key))
         )
 

@@ -11,7 +11,8 @@ for milliseconds while the delivery workers' claims and acks waited. So:
   it started, so concurrent writers share it (group commit), and the connection stays free meanwhile for
   other calls. Taken over still means on disk before the caller answers: the same guarantee as
   `synchronous=FULL`, at a fraction of the cost.
-* `in_thread` runs a call in the worker thread: migrations, and anything that has to wait for a lock.
+* `in_thread` runs a call in the worker thread, where it may wait for another process's lock: what `inline`
+  falls back to (the connection itself is opened and migrated there too, by `open()`).
 
 A lock held by another process (an operator command, another bridge process on the same file) must not stall
 the loop: the connection's busy timeout is zero while the loop uses it, and an inline call that finds the
