@@ -10,7 +10,10 @@ for milliseconds while the delivery workers' claims and acks waited. So:
   until the write-ahead log has been fsynced by the worker thread. One fsync covers every commit made before
   it started, so concurrent writers share it (group commit), and the connection stays free meanwhile for
   other calls. Taken over still means on disk before the caller answers: the same guarantee as
-  `synchronous=FULL`, at a fraction of the cost.
+  `synchronous=FULL`, at a fraction of the cost. Rounds start at most every `sync_interval` seconds (5 ms):
+  under load an fsync costs the kernel ~70 µs of CPU whether it covers one commit or twenty, and back-to-back
+  rounds each covered only the one batch of puts that arrived during the last; a lone commit after a quiet
+  spell is synced at once.
 * `in_thread` runs a call in the worker thread, where it may wait for another process's lock: what `inline`
   falls back to (the connection itself is opened and migrated there too, by `open()`).
 
@@ -65,12 +68,15 @@ class SqliteRunner:
         busy_timeout: float,
         name: str,
         checkpoint_interval: float = 1.0,
+        sync_interval: float = 0.005,
     ) -> None:
         self._path = path
         self._opener = opener
         self._busy_ms = int(busy_timeout * 1000)
         self._name = name
         self._checkpoint_interval = checkpoint_interval
+        self._sync_interval = sync_interval
+        self._last_sync = float("-inf")  # when the last fsync round started (monotonic)
         self._conn: sqlite3.Connection | None = None
         self._checkpointer: sqlite3.Connection | None = None
         self._wal_fd: int | None = None
@@ -199,8 +205,12 @@ class SqliteRunner:
             await asyncio.shield(self._sync_round)
 
     async def _fsync_round(self) -> None:
-        covers = self._written
         try:
+            wait = self._last_sync + self._sync_interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._last_sync = time.monotonic()
+            covers = self._written  # read after the wait: what was committed meanwhile is covered too
             if self._executor is None:
                 raise sqlite3.ProgrammingError(f"the {self._name} database is not open")
             await _wait_for(self._executor, self._fsync_sync)
@@ -224,7 +234,7 @@ class SqliteRunner:
         if self._wal_fd is None:
             self._wal_fd = os.open(f"{self._path}-wal", os.O_RDONLY)
             _fsync_folder(self._path.parent)  # the log file's own entry, created by the first write
-        os.fsync(self._wal_fd)
+        _sync_data(self._wal_fd)
 
     def _checkpoint_sync(self) -> None:
         """In the checkpoint thread, which alone uses the checkpointer connection."""
@@ -240,6 +250,12 @@ class SqliteRunner:
         checkpointer, self._checkpointer = self._checkpointer, None
         if checkpointer is not None:
             checkpointer.close()
+
+
+# The log's contents and its size, not its times: what SQLite itself uses for the log where it can. The log
+# is rewritten in place after each checkpoint, so most syncs have no size change to write either, which
+# saves the file system a journal commit per sync.
+_sync_data: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
 
 
 def _fsync_folder(folder: Path) -> None:

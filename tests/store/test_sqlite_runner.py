@@ -101,14 +101,14 @@ async def test_durable_writes_share_fsyncs_and_leave_the_connection_free_meanwhi
     runner: SqliteRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fsyncs: list[int] = []
-    real_fsync = sqlite_runner.os.fsync
+    real_sync = sqlite_runner._sync_data
 
     def slow_fsync(fd: int) -> None:
         time.sleep(0.2)  # a slow disk
-        real_fsync(fd)
+        real_sync(fd)
         fsyncs.append(fd)
 
-    monkeypatch.setattr(sqlite_runner.os, "fsync", slow_fsync)
+    monkeypatch.setattr(sqlite_runner, "_sync_data", slow_fsync)
     threads: list[int] = []
     writes = [asyncio.create_task(runner.durable(insert(n, threads))) for n in range(20)]
     await asyncio.sleep(0.05)
@@ -119,6 +119,45 @@ async def test_durable_writes_share_fsyncs_and_leave_the_connection_free_meanwhi
     assert sorted(await asyncio.gather(*writes)) == list(range(20))
     # The first write's fsync covers it alone; the other 19 committed meanwhile and share the next one.
     assert 1 <= len(fsyncs) <= 3
+
+
+async def test_fsync_rounds_are_spaced_but_a_lone_write_is_synced_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "spaced.db"
+
+    def opener() -> sqlite3.Connection:
+        conn = connect(path, busy_timeout=5.0)
+        conn.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
+        return conn
+
+    fsyncs: list[float] = []
+    real_sync = sqlite_runner._sync_data
+
+    def counted(fd: int) -> None:
+        real_sync(fd)
+        fsyncs.append(time.monotonic())
+
+    monkeypatch.setattr(sqlite_runner, "_sync_data", counted)
+    runner = SqliteRunner(path, opener, busy_timeout=5.0, name="test", sync_interval=1.0)
+    await runner.open()
+    try:
+        started = time.monotonic()
+        await runner.durable(insert(0, []))
+        assert len(fsyncs) == 1
+        assert fsyncs[0] - started < 0.5, "the first write after a quiet spell does not wait for the interval"
+
+        async def later(n: int) -> int:
+            await asyncio.sleep(n * 0.02)
+            return await runner.durable(insert(n, []))
+
+        # Ten writes spread over 0.2 s, all within the interval after the first round: one more fsync covers
+        # them all, and it starts only once the interval has passed.
+        assert sorted(await asyncio.gather(*(later(n) for n in range(1, 11)))) == list(range(1, 11))
+        assert len(fsyncs) == 2
+        assert fsyncs[1] - fsyncs[0] >= 0.9
+    finally:
+        await runner.close()
 
 
 async def test_checkpoints_copy_the_log_into_the_database_file(tmp_path: Path) -> None:
