@@ -10,9 +10,11 @@ Tables (component `queue` of `bridge.store.migrations`, so they sit beside the s
 
 Calls run one at a time on one connection, on the event loop (`bridge.store.sqlite_runner`); other processes
 on the same file are kept in step by WAL, the busy timeout and `BEGIN IMMEDIATE`.
-Writes that arrive together share one transaction and one thread hop (group commit): puts, each in its own
-savepoint so they stay all-or-none one by one; claims of concurrent workers, each taking the next ready
-lane; and acks, retries and dead letters. Under load this multiplies the drain rate several times.
+Writes that arrive together share one transaction (group commit): puts, each in its own savepoint so they
+stay all-or-none one by one; claims of concurrent workers, each taking the next ready lane; and acks,
+retries and dead letters, with the claim a worker makes right after its ack (`ack_and_claim`) in the same
+transaction as that ack. Each commit writes every page it changed to the log, so under load this multiplies
+the drain rate several times.
 
 Puts and replays return only once the write-ahead log holding them is fsynced (taken over means durable, even
 across a power cut; concurrent puts share the fsync); claims, acks and retries do not wait for one, as losing
@@ -26,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from secrets import token_hex
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from bridge.handoff import DeliveryStatus, Direction, Item
 from bridge.queue.base import (
@@ -44,9 +46,11 @@ from bridge.queue.sqlite_tables import (
     DEAD_COLUMNS,
     QUEUE_MIGRATIONS,
     dead_letter_from_row,
+    held_lane,
     lane_id_for,
     parse_dead_letter_ids,
     read_status,
+    release_lane,
     requeue_dead_letters,
 )
 from bridge.store.base import StoreError
@@ -57,9 +61,9 @@ __all__ = ["QUEUE_MIGRATIONS", "SqliteQueue"]
 
 T = TypeVar("T")
 
-# A change to a claimed item, run inside the settling transaction with (connection, now): True when made, False
-# when the claim had lost its lane.
-_Change = Callable[[sqlite3.Connection, float], bool]
+# A write of the delivery workers, run inside the shared transaction with (connection, now): for a change to a
+# claimed item, True when made and False when the claim had lost its lane.
+_Change = Callable[[sqlite3.Connection, float], object]
 
 class SqliteQueue(Queue):
     """`path` (and its folders) is created on `open()`; it may be the store's own file."""
@@ -81,7 +85,7 @@ class SqliteQueue(Queue):
         # Concurrent writes share a transaction (see the module docstring).
         self._puts: GroupCommit[list[Entry], int] = GroupCommit(self._flush_puts)
         self._claims: GroupCommit[float, Claim | None] = GroupCommit(self._flush_claims)
-        self._settles: GroupCommit[_Change, bool] = GroupCommit(self._flush_settles)
+        self._settles: GroupCommit[_Change, object] = GroupCommit(self._flush_settles)
         self._next_purge = 0.0
 
     def __repr__(self) -> str:
@@ -263,22 +267,31 @@ class SqliteQueue(Queue):
         return await self._inline(run)
 
     async def ack(self, claim: Claim) -> bool:
-        def run(conn: sqlite3.Connection, now: float) -> bool:
-            # Finding the held head and deleting it is one statement: acks are as frequent as messages.
-            held = conn.execute(
-                "DELETE FROM queue_items WHERE seq = ? AND EXISTS (SELECT 1 FROM queue_lanes l "
-                "WHERE l.lane_id = queue_items.lane_id AND l.lease_token = ?) RETURNING lane_id",
-                (int(claim.item_id), claim.token),
-            ).fetchall()
-            if held:
-                self._release(conn, int(held[0][0]), now)
-            return bool(held)
+        return await self._settle(lambda conn, now: self._ack_sync(conn, now, claim))
 
-        return await self._settle(run)
+    async def ack_and_claim(self, claim: Claim, *, lease: float) -> tuple[bool, Claim | None]:
+        # One transaction, so one commit per delivered message instead of two; an SQL error undoes both, so no
+        # claim is left held when the ack failed.
+        def run(conn: sqlite3.Connection, now: float) -> tuple[bool, Claim | None]:
+            return self._ack_sync(conn, now, claim), self._claim_one(conn, now, lease)
+
+        self._db  # noqa: B018 -- fail fast when not open
+        return cast(tuple[bool, Claim | None], await self._settles.submit(run))
+
+    def _ack_sync(self, conn: sqlite3.Connection, now: float, claim: Claim) -> bool:
+        # Finding the held head and deleting it is one statement: acks are as frequent as messages.
+        held = conn.execute(
+            "DELETE FROM queue_items WHERE seq = ? AND EXISTS (SELECT 1 FROM queue_lanes l "
+            "WHERE l.lane_id = queue_items.lane_id AND l.lease_token = ?) RETURNING lane_id",
+            (int(claim.item_id), claim.token),
+        ).fetchall()
+        if held:
+            release_lane(conn, int(held[0][0]), now)
+        return bool(held)
 
     async def retry_at(self, claim: Claim, due: float, reason: str) -> bool:
         def run(conn: sqlite3.Connection, now: float) -> bool:
-            lane_id = _held_lane(conn, claim)
+            lane_id = held_lane(conn, claim)
             if lane_id is not None:
                 conn.execute(
                     "UPDATE queue_lanes SET ready_at = ?, lease_token = NULL, last_error = ? WHERE lane_id = ?",
@@ -290,7 +303,7 @@ class SqliteQueue(Queue):
 
     async def dead_letter(self, claim: Claim, reason: str) -> bool:
         def run(conn: sqlite3.Connection, now: float) -> bool:
-            lane_id = _held_lane(conn, claim)
+            lane_id = held_lane(conn, claim)
             if lane_id is None:
                 return False
             conn.execute(
@@ -301,35 +314,25 @@ class SqliteQueue(Queue):
                 (reason, now, int(claim.item_id)),
             )
             conn.execute("DELETE FROM queue_items WHERE seq = ?", (int(claim.item_id),))
-            self._release(conn, lane_id, now)
+            release_lane(conn, lane_id, now)
             return True
 
         return await self._settle(run)
 
-    async def _settle(self, change: _Change) -> bool:
+    async def _settle(self, change: Callable[[sqlite3.Connection, float], bool]) -> bool:
         self._db  # noqa: B018 -- fail fast when not open
-        return await self._settles.submit(change)
+        return cast(bool, await self._settles.submit(change))
 
-    async def _flush_settles(self, batch: list[_Change]) -> list[bool | BaseException]:
+    async def _flush_settles(self, batch: list[_Change]) -> list[object | BaseException]:
         return await self._inline(lambda: self._settle_sync(batch))
 
-    def _settle_sync(self, batch: list[_Change]) -> list[bool | BaseException]:
-        """Apply the changes in one transaction. Each is made only if its claim still holds its lane (it
-        returns whether it did). An SQL error undoes the whole batch, and every caller gets it."""
+    def _settle_sync(self, batch: list[_Change]) -> list[object | BaseException]:
+        """Apply the writes in one transaction. A change to a claimed item is made only if its claim still
+        holds its lane (it returns whether it did). An SQL error undoes the whole batch, and every caller
+        gets it."""
         now = self.clock()
         with transaction(self._db) as conn:
             return [change(conn, now) for change in batch]
-
-    @staticmethod
-    def _release(conn: sqlite3.Connection, lane_id: int, now: float) -> None:
-        """After the head left: the lane is ready at once (behind lanes already waiting), or gone if empty."""
-        ready = conn.execute(
-            "UPDATE queue_lanes SET ready_at = ?, lease_token = NULL, last_error = NULL "
-            "WHERE lane_id = ? AND EXISTS (SELECT 1 FROM queue_items WHERE lane_id = ?)",
-            (now, lane_id, lane_id),
-        ).rowcount
-        if not ready:
-            conn.execute("DELETE FROM queue_lanes WHERE lane_id = ?", (lane_id,))
 
     async def next_ready_at(self) -> float | None:
         def run() -> float | None:
@@ -390,13 +393,3 @@ class SqliteQueue(Queue):
             return [str(dead_id) for dead_id in dropped]
 
         return await self._durable(run)
-
-
-def _held_lane(conn: sqlite3.Connection, claim: Claim) -> int | None:
-    """The lane of the claimed item while the claim still holds it, else None."""
-    row = conn.execute(
-        "SELECT l.lane_id FROM queue_items i JOIN queue_lanes l ON l.lane_id = i.lane_id "
-        "WHERE i.seq = ? AND l.lease_token = ?",
-        (int(claim.item_id), claim.token),
-    ).fetchone()
-    return None if row is None else int(row[0])

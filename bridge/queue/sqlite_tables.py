@@ -11,16 +11,18 @@ import sqlite3
 from collections.abc import Sequence
 
 from bridge.handoff import DeliveryStatus
-from bridge.queue.base import DeadLetter
+from bridge.queue.base import Claim, DeadLetter
 from bridge.store.migrations import Migrations, sql
 
 __all__ = [
     "DEAD_COLUMNS",
     "QUEUE_MIGRATIONS",
     "dead_letter_from_row",
+    "held_lane",
     "lane_id_for",
     "parse_dead_letter_ids",
     "read_status",
+    "release_lane",
     "requeue_dead_letters",
 ]
 
@@ -176,3 +178,24 @@ def read_status(conn: sqlite3.Connection, now: float) -> list[DeliveryStatus]:
             )
         )
     return result
+
+
+def release_lane(conn: sqlite3.Connection, lane_id: int, now: float) -> None:
+    """After the head left: the lane is ready at once (behind lanes already waiting), or gone if empty."""
+    ready = conn.execute(
+        "UPDATE queue_lanes SET ready_at = ?, lease_token = NULL, last_error = NULL "
+        "WHERE lane_id = ? AND EXISTS (SELECT 1 FROM queue_items WHERE lane_id = ?)",
+        (now, lane_id, lane_id),
+    ).rowcount
+    if not ready:
+        conn.execute("DELETE FROM queue_lanes WHERE lane_id = ?", (lane_id,))
+
+
+def held_lane(conn: sqlite3.Connection, claim: Claim) -> int | None:
+    """The lane of the claimed item while the claim still holds it, else None."""
+    row = conn.execute(
+        "SELECT l.lane_id FROM queue_items i JOIN queue_lanes l ON l.lane_id = i.lane_id "
+        "WHERE i.seq = ? AND l.lease_token = ?",
+        (int(claim.item_id), claim.token),
+    ).fetchone()
+    return None if row is None else int(row[0])

@@ -17,7 +17,7 @@ import msgspec
 
 from bridge.protocol import VisitorFields
 from bridge.queue.batching import GroupCommit
-from bridge.store._shared import ChatIdCache, check_ttl, merge_visitor
+from bridge.store._shared import ChatIdCache, VisitorCache, check_ttl, merge_visitor
 from bridge.store.base import ChatRecord, Store, StoreError
 from bridge.store.migrations import Migrations, connect, migrate, sql, transaction
 from bridge.store.sqlite_runner import SqliteRunner, is_busy
@@ -109,6 +109,7 @@ class SqliteStore(Store):
         self._runner = SqliteRunner(self.path, self._open_sync, busy_timeout=busy_timeout, name="store")
         self._next_purge = 0.0
         self._chat_ids = ChatIdCache()
+        self._visitors = VisitorCache()
         self._visitor_saves: GroupCommit[_VisitorSave, VisitorFields] = GroupCommit(self._flush_visitor_saves)
 
     def __repr__(self) -> str:
@@ -231,12 +232,15 @@ class SqliteStore(Store):
     async def save_visitor(
         self, channel_id: str, native_user_id: str, fields: VisitorFields
     ) -> VisitorFields:
-        # Most messages come from a visitor whose profile has not changed: a read on the loop tells, and then
-        # there is nothing to write (no thread hop, no fsync).
+        # Most messages come from a visitor whose profile has not changed: the profile this process saved or
+        # read lately tells (as on Redis), else a read on the loop; then there is nothing to write.
+        known = self._visitors.merged(channel_id, native_user_id, fields)
+        if known is not None:
+            return known
         merged, unchanged = await self._inline(lambda conn: _merged_visitor(conn, channel_id, native_user_id, fields))
-        if unchanged:
-            return merged
-        return await self._visitor_saves.submit((channel_id, native_user_id, fields))
+        if not unchanged:
+            merged = await self._visitor_saves.submit((channel_id, native_user_id, fields))
+        return self._visitors.put(channel_id, native_user_id, merged)
 
     async def _flush_visitor_saves(self, saves: list[_VisitorSave]) -> list[VisitorFields | BaseException]:
         # The saves of concurrent messages share one fsync, while each is still read, merged and written on

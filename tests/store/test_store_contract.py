@@ -179,6 +179,29 @@ async def test_a_visitor_saved_without_fields_is_known(store: Store) -> None:
     assert await store.get_visitor("tg", "quiet") == VisitorFields()
 
 
+async def test_an_unchanged_visitor_is_answered_from_memory_and_a_change_merges_with_the_stored_profile(
+    store_url: str,
+) -> None:
+    # Two processes on one store: `other` changes the profile behind `mine`'s back.
+    mine, other = open_store(store_url), open_store(store_url)
+    await mine.open()
+    await other.open()
+    try:
+        await mine.save_visitor("tg", "shared", VisitorFields(name="Ann"))
+        await other.save_visitor("tg", "shared", VisitorFields(name="Bob"))
+        # A message that changes nothing in what `mine` saved costs no read: `mine` answers what it saved
+        # (profiles are informational; the cache's ttl bounds how stale that is).
+        assert await mine.save_visitor("tg", "shared", VisitorFields(name="Ann")) == VisitorFields(name="Ann")
+        assert await mine.get_visitor("tg", "shared") == VisitorFields(name="Bob")
+        # A message that brings something new is merged into the stored profile, not the remembered one.
+        merged = await mine.save_visitor("tg", "shared", VisitorFields(phone="+1"))
+        assert merged == VisitorFields(name="Bob", phone="+1")
+        assert await other.get_visitor("tg", "shared") == merged
+    finally:
+        await mine.close()
+        await other.close()
+
+
 async def test_concurrent_visitor_saves_lose_no_field(store: Store) -> None:
     updates = [
         VisitorFields(name="n"),
