@@ -81,11 +81,12 @@ async def post(http: Http1Client, url: str, body: bytes = b'{"a":1}') -> object:
 
 async def test_request_bytes_and_a_kept_alive_connection(client: Http1Client) -> None:
     ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Thing: A\r\n\r\nok"
-    async with raw_server(answering(ok, ok)) as (url, requests, ports):
+    async with raw_server(answering(ok, ok, ok)) as (url, requests, ports):
         first = await client.post(f"{url}/hook?x=1", b'{"a":1}', content_type="application/json", timeout=5,
                                   connect_timeout=2)
         second = await client.post(f"{url}/hook?x=1", b"{}", content_type="application/json", timeout=5,
                                    connect_timeout=2)
+        await client.post(f"{url}/other", b"plain", content_type="text/plain", timeout=5, connect_timeout=2)
     assert (first.status, first.body, first.headers["x-thing"]) == (200, b"ok", "A")
     assert second.body == b"ok"
     head, _, body = requests[0].partition(b"\r\n\r\n")
@@ -93,7 +94,13 @@ async def test_request_bytes_and_a_kept_alive_connection(client: Http1Client) ->
     assert lines[0] == b"POST /hook?x=1 HTTP/1.1"
     assert b"User-Agent: test-agent" in lines and b"Content-Type: application/json" in lines
     assert b"Content-Length: 7" in lines and body == b'{"a":1}'
-    assert len(ports) == 1, "the second request must reuse the kept-alive connection"
+    # The head is prepared once per URL and content type; the length is each request's own.
+    assert requests[1] == requests[0].replace(b"Content-Length: 7", b"Content-Length: 2").replace(b'{"a":1}', b"{}")
+    head, _, body = requests[2].partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"POST /other HTTP/1.1"
+    assert b"Content-Type: text/plain" in lines and b"Content-Length: 5" in lines and body == b"plain"
+    assert len(ports) == 1, "the later requests must reuse the kept-alive connection"
 
 
 async def test_chunked_and_informational_answers(client: Http1Client) -> None:
