@@ -10,11 +10,11 @@ Tables (component `queue` of `bridge.store.migrations`, so they sit beside the s
 
 Calls run one at a time on one connection, on the event loop (`bridge.store.sqlite_runner`); other processes
 on the same file are kept in step by WAL, the busy timeout and `BEGIN IMMEDIATE`.
-Writes that arrive together share one transaction (group commit): puts, each in its own savepoint so they
-stay all-or-none one by one; claims of concurrent workers, each taking the next ready lane; and acks,
-retries and dead letters, with the claim a worker makes right after its ack (`ack_and_claim`) in the same
-transaction as that ack. Each commit writes every page it changed to the log, so under load this multiplies
-the drain rate several times.
+Writes that arrive together share one transaction (group commit): puts, made again one by one when one of
+them fails, so each stays all-or-none on its own; claims of concurrent workers, each taking the next ready
+lane; and acks, retries and dead letters, with the claim a worker makes right after its ack (`ack_and_claim`)
+in the same transaction as that ack. Each commit writes every page it changed to the log, so under load this
+multiplies the drain rate several times.
 
 Puts and replays return only once the write-ahead log holding them is fsynced (taken over means durable, even
 across a power cut; concurrent puts share the fsync); claims, acks and retries do not wait for one, as losing
@@ -155,23 +155,33 @@ class SqliteQueue(Queue):
         return await self._durable(lambda: self._put_sync(batches))
 
     def _put_sync(self, batches: list[list[Entry]]) -> list[int | BaseException]:
+        """All the puts in one transaction. If one fails, that undid them all: they are then made again one
+        transaction each, so that only the failing put fails (SQL errors are rare; savepoints around every
+        put cost two statements each on every batch)."""
         conn = self._db
         now = self.clock()
-        results: list[int | BaseException] = []
-        with transaction(conn):
-            for entries in batches:
-                conn.execute("SAVEPOINT put")
-                try:
-                    results.append(self._insert(conn, entries, now))
-                except sqlite3.Error as exc:
-                    if is_busy(exc):  # not this put's fault: the whole batch goes to the thread and waits
-                        raise
-                    conn.execute("ROLLBACK TO put")
-                    results.append(QueueError(f"the queue database {str(self.path)!r} failed: {exc}"))
-                conn.execute("RELEASE put")
-            if now >= self._next_purge:
-                conn.execute("DELETE FROM queue_dedupe WHERE expires_at <= ?", (now,))
+        try:
+            with transaction(conn):
+                stored: list[int | BaseException] = [self._insert(conn, entries, now) for entries in batches]
+                purge = now >= self._next_purge
+                if purge:
+                    conn.execute("DELETE FROM queue_dedupe WHERE expires_at <= ?", (now,))
+        except sqlite3.Error as exc:
+            if is_busy(exc) or len(batches) == 1:  # busy: not this batch's fault, it goes to the thread and waits
+                raise
+        else:
+            if purge:
                 self._next_purge = now + self.purge_interval
+            return stored
+        results: list[int | BaseException] = []
+        for entries in batches:
+            try:
+                with transaction(conn):
+                    results.append(self._insert(conn, entries, now))
+            except sqlite3.Error as exc:
+                if is_busy(exc):
+                    raise
+                results.append(QueueError(f"the queue database {str(self.path)!r} failed: {exc}"))
         return results
 
     def _insert(self, conn: sqlite3.Connection, entries: list[Entry], now: float) -> int:

@@ -111,14 +111,13 @@ def dead_letter_from_row(row: tuple[object, ...]) -> DeadLetter:
 
 def lane_id_for(conn: sqlite3.Connection, direction: str, channel_id: str, chat_id: int, now: float) -> int:
     """The lane's row, created ready at `now` when the lane had no items."""
-    conn.execute(
-        "INSERT INTO queue_lanes (direction, channel_id, chat_id, ready_at) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (direction, channel_id, chat_id) DO NOTHING",
-        (direction, channel_id, chat_id, now),
-    )
+    # One statement either way: the no-op update of a column no index holds makes RETURNING give the id of a
+    # lane that exists already.
     row = conn.execute(
-        "SELECT lane_id FROM queue_lanes WHERE direction = ? AND channel_id = ? AND chat_id = ?",
-        (direction, channel_id, chat_id),
+        "INSERT INTO queue_lanes (direction, channel_id, chat_id, ready_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (direction, channel_id, chat_id) DO UPDATE SET last_error = queue_lanes.last_error "
+        "RETURNING lane_id",
+        (direction, channel_id, chat_id, now),
     ).fetchone()
     return int(row[0])
 
@@ -181,14 +180,17 @@ def read_status(conn: sqlite3.Connection, now: float) -> list[DeliveryStatus]:
 
 
 def release_lane(conn: sqlite3.Connection, lane_id: int, now: float) -> None:
-    """After the head left: the lane is ready at once (behind lanes already waiting), or gone if empty."""
-    ready = conn.execute(
-        "UPDATE queue_lanes SET ready_at = ?, lease_token = NULL, last_error = NULL "
-        "WHERE lane_id = ? AND EXISTS (SELECT 1 FROM queue_items WHERE lane_id = ?)",
-        (now, lane_id, lane_id),
+    """After the head left: the lane is gone if empty, else ready at once (behind lanes already waiting).
+    Most lanes hold one message at a time, so the delete comes first: one statement in the common case."""
+    gone = conn.execute(
+        "DELETE FROM queue_lanes WHERE lane_id = ? AND NOT EXISTS (SELECT 1 FROM queue_items WHERE lane_id = ?)",
+        (lane_id, lane_id),
     ).rowcount
-    if not ready:
-        conn.execute("DELETE FROM queue_lanes WHERE lane_id = ?", (lane_id,))
+    if not gone:
+        conn.execute(
+            "UPDATE queue_lanes SET ready_at = ?, lease_token = NULL, last_error = NULL WHERE lane_id = ?",
+            (now, lane_id),
+        )
 
 
 def held_lane(conn: sqlite3.Connection, claim: Claim) -> int | None:
