@@ -44,7 +44,6 @@ to one slot: there, use a prefix with a hash tag, such as `{bridge}`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
@@ -221,7 +220,9 @@ class RedisQueue(Queue):
         args = self._claim_args(lease)
         acked = self._calls.enqueue(("ACK", tuple(self._head_args(claim))))
         found = self._calls.enqueue(("CLAIM", tuple(args)))
-        await asyncio.wait((acked, found))
+        for reply in (acked, found):  # both settle in the same step; awaiting them in turn is the cheap wait
+            with contextlib.suppress(Exception):
+                await reply
         ack_result: Any = acked.exception() or acked.result()
         claim_result: Any = found.exception() or found.result()
         if isinstance(claim_result, BaseException):

@@ -47,7 +47,7 @@ from bridge.queue.sqlite_tables import (
     QUEUE_MIGRATIONS,
     dead_letter_from_row,
     held_lane,
-    lane_id_for,
+    insert_entries,
     parse_dead_letter_ids,
     read_status,
     release_lane,
@@ -160,9 +160,10 @@ class SqliteQueue(Queue):
         put cost two statements each on every batch)."""
         conn = self._db
         now = self.clock()
+        until = now + self.dedupe_ttl
         try:
             with transaction(conn):
-                stored: list[int | BaseException] = [self._insert(conn, entries, now) for entries in batches]
+                stored: list[int | BaseException] = [insert_entries(conn, entries, now, until) for entries in batches]
                 purge = now >= self._next_purge
                 if purge:
                     conn.execute("DELETE FROM queue_dedupe WHERE expires_at <= ?", (now,))
@@ -177,33 +178,12 @@ class SqliteQueue(Queue):
         for entries in batches:
             try:
                 with transaction(conn):
-                    results.append(self._insert(conn, entries, now))
+                    results.append(insert_entries(conn, entries, now, until))
             except sqlite3.Error as exc:
                 if is_busy(exc):
                     raise
                 results.append(QueueError(f"the queue database {str(self.path)!r} failed: {exc}"))
         return results
-
-    def _insert(self, conn: sqlite3.Connection, entries: list[Entry], now: float) -> int:
-        stored = 0
-        for (direction, channel_id, chat_id), dedupe_key, body in entries:
-            seen = conn.execute(
-                """
-                INSERT INTO queue_dedupe (direction, channel_id, dedupe_key, expires_at) VALUES (?, ?, ?, ?)
-                ON CONFLICT (direction, channel_id, dedupe_key) DO UPDATE SET expires_at = excluded.expires_at
-                WHERE queue_dedupe.expires_at <= ?
-                """,
-                (direction, channel_id, dedupe_key, now + self.dedupe_ttl, now),
-            )
-            if seen.rowcount == 0:
-                continue
-            lane_id = lane_id_for(conn, direction, channel_id, chat_id, now)
-            conn.execute(
-                "INSERT INTO queue_items (lane_id, dedupe_key, body, enqueued_at) VALUES (?, ?, ?, ?)",
-                (lane_id, dedupe_key, body, now),
-            )
-            stored += 1
-        return stored
 
     # ------------------------------------------------------------------ consumers
 

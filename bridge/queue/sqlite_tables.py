@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from bridge.handoff import DeliveryStatus
-from bridge.queue.base import Claim, DeadLetter
+from bridge.queue.base import Claim, DeadLetter, Entry
 from bridge.store.migrations import Migrations, sql
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "QUEUE_MIGRATIONS",
     "dead_letter_from_row",
     "held_lane",
+    "insert_entries",
     "lane_id_for",
     "parse_dead_letter_ids",
     "read_status",
@@ -107,6 +108,29 @@ def dead_letter_from_row(row: tuple[object, ...]) -> DeadLetter:
         attempts=int(attempts),  # type: ignore[call-overload]
         reason=str(reason),
     )
+
+
+def insert_entries(conn: sqlite3.Connection, entries: list[Entry], now: float, dedupe_until: float) -> int:
+    """Store one put's entries at their lanes' tails, skipping those whose dedupe key was seen; how many."""
+    stored = 0
+    for (direction, channel_id, chat_id), dedupe_key, body in entries:
+        seen = conn.execute(
+            """
+            INSERT INTO queue_dedupe (direction, channel_id, dedupe_key, expires_at) VALUES (?, ?, ?, ?)
+            ON CONFLICT (direction, channel_id, dedupe_key) DO UPDATE SET expires_at = excluded.expires_at
+            WHERE queue_dedupe.expires_at <= ?
+            """,
+            (direction, channel_id, dedupe_key, dedupe_until, now),
+        )
+        if seen.rowcount == 0:
+            continue
+        lane_id = lane_id_for(conn, direction, channel_id, chat_id, now)
+        conn.execute(
+            "INSERT INTO queue_items (lane_id, dedupe_key, body, enqueued_at) VALUES (?, ?, ?, ?)",
+            (lane_id, dedupe_key, body, now),
+        )
+        stored += 1
+    return stored
 
 
 def lane_id_for(conn: sqlite3.Connection, direction: str, channel_id: str, chat_id: int, now: float) -> int:
