@@ -98,6 +98,10 @@ def make_config(
     )
 
 
+# The logging module's switches `configure_logging` turns off (what records carry).
+_RECORD_SWITCHES = ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing", "logAsyncioTasks")
+
+
 @contextlib.contextmanager
 def bridge_logging(
     logging_config: LoggingConfig, secrets: Iterable[str], stream: TextIO, *, log_format: str | None = None
@@ -109,11 +113,14 @@ def bridge_logging(
         for name in CONFIGURED_LOGGERS
         for logger in [logging.getLogger(name)]
     }
+    switches = {name: getattr(logging, name) for name in _RECORD_SWITCHES if hasattr(logging, name)}
     handler = configure_logging(logging_config, secrets, log_format=log_format, stream=stream)
     try:
         yield
     finally:
         logging.captureWarnings(False)
+        for name, value in switches.items():
+            setattr(logging, name, value)
         logging.getLogger().removeHandler(handler)
         for name, (level, handlers, propagate) in saved.items():
             logger = logging.getLogger(name)

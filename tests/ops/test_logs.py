@@ -13,7 +13,16 @@ import pytest
 from litestar import Litestar, get
 
 from bridge.config import LoggingConfig
-from bridge.logs import JsonFormatter, Redactor, _timestamp, log_context, redact_also
+from bridge.logs import (
+    BridgeLogHandler,
+    ConsoleFormatter,
+    JsonFormatter,
+    RedactingFilter,
+    Redactor,
+    _timestamp,
+    log_context,
+    redact_also,
+)
 from bridge.testing.server import serve
 from tests.ops.support import (
     BOT_TOKEN,
@@ -214,3 +223,78 @@ async def test_access_lines_follow_logging_access_log(access_log: bool) -> None:
     assert [(line["method"], line["path"], line["status"]) for line in access] == (
         [("GET", "/ping", 200)] if access_log else []
     )
+
+
+ACCESS_FORMAT = '%s - "%s %s HTTP/%s" %d'
+
+
+def access_record(args: tuple[Any, ...], **extra: Any) -> logging.LogRecord:
+    """What uvicorn's access logger makes for one request, at a fixed time."""
+    logger = logging.getLogger("uvicorn.access")
+    record = logger.makeRecord(logger.name, logging.INFO, "h11_impl.py", 1, ACCESS_FORMAT, args, None, extra=extra)
+    record.created = 1_750_000_000.25
+    return record
+
+
+@pytest.mark.parametrize("log_format", ["json", "console"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("127.0.0.1:5555", "POST", "/channels/tg/telegram/webhook", "1.1", 200),
+        ("10.0.0.7:40000", "POST", f"/channels/web/{URL_SECRET}/send_message", "1.1", 200),
+        ("[::1]:8080", "GET", f"/metrics?token={BOT_TOKEN}", "1.0", 404),
+        ("", "PUT", '/quote"and\\slash', "1.1", 500),
+    ],
+)
+def test_access_lines_take_a_short_cut_to_the_same_text(log_format: str, args: tuple[Any, ...]) -> None:
+    with captured_logs(SECRETS, log_format=log_format):
+        (handler,) = [h for h in logging.getLogger().handlers if isinstance(h, BridgeLogHandler)]
+        (redacting,) = handler.filters
+        assert isinstance(redacting, RedactingFilter)
+        formatter = handler.formatter
+        assert isinstance(formatter, JsonFormatter | ConsoleFormatter)
+        # The general way: the filter, then the formatter, as for any other record.
+        general = access_record(args)
+        assert redacting.filter(general)
+        expected = formatter.format(general)
+        # The short cut takes a plain access record and makes the same line of it, leaving it rewritten alike.
+        quick = access_record(args)
+        fields = redacting.filter_access(quick)
+        assert fields is not None
+        assert formatter.format_access(quick, fields) == expected
+        assert (quick.msg, quick.args) == (general.msg, general.args)
+        assert_no_secret(expected)
+
+
+def test_access_records_with_more_to_them_take_the_general_way() -> None:
+    args = ("127.0.0.1:5555", "GET", "/healthz", "1.1", 200)
+    redacting = RedactingFilter(Redactor(SECRETS))
+    assert redacting.filter_access(access_record(args, request_id="r-1")) is None  # an extra field
+    assert redacting.filter_access(access_record(("a", "GET", "/", "1.1", "200"))) is None  # not uvicorn's types
+    with log_context(correlation_id="c-1"):  # a log context adds fields
+        assert redacting.filter_access(access_record(args)) is None
+    other = access_record(args)
+    other.name = "litestar"
+    assert redacting.filter_access(other) is None
+    assert redacting.filter_access(access_record(args)) is not None
+
+
+def test_logging_skips_the_record_fields_no_format_shows() -> None:
+    with captured_logs(SECRETS) as stream:
+        logging.getLogger("uvicorn.access").info(ACCESS_FORMAT, "127.0.0.1:1", "GET", "/healthz", "1.1", 200)
+        (line,) = json_lines(stream.getvalue())
+        assert line["path"] == "/healthz"
+        # No caller lookup (the stack walk cost a quarter of a line's CPU) and no thread or process names:
+        # no format prints them.
+        records: list[logging.LogRecord] = []
+        collect = logging.Handler()
+        collect.emit = records.append  # type: ignore[method-assign]
+        logger = logging.getLogger("bridge.test-record-fields")
+        logger.addHandler(collect)
+        try:
+            logger.warning("look")
+        finally:
+            logger.removeHandler(collect)
+        (record,) = records
+        assert (record.pathname, record.lineno, record.funcName) == ("(unknown file)", 0, "(unknown function)")
+        assert record.threadName is None and record.processName is None
