@@ -29,8 +29,8 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("update conversion", r"convert_update"),
     ("store (chat id, visitor)", r"RedisStore|SqliteStore"),
     ("queue put", r"DurableHandoff\.submit|Bridge\._submit"),
-    ("platform POST (aiohttp)", r"PlatformClient|Bridge\.deliver"),
-    ("queue claim/ack (workers)", r"DurableHandoff|SqliteQueue|RedisQueue|GroupCommit"),
+    ("platform POST (bridge.http1)", r"PlatformClient|Http1Client|Bridge\.deliver"),
+    ("queue claim/ack (workers)", r"DurableHandoff|SqliteQueue|RedisQueue|RespConnection|GroupCommit"),
 )
 _GENERIC: tuple[tuple[str, str], ...] = (
     ("logging (access log, JSON)", r"\(logging/|bridge/logs\.py"),
