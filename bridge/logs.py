@@ -60,12 +60,11 @@ _QUIET_LOGGERS: Final = ("httpx", "httpcore", "hpack", "telegram.ext.ExtBot")
 # Every logger `configure_logging` changes (the root first), for code that must put them back afterwards.
 CONFIGURED_LOGGERS: Final = ("", *_ROUTED_LOGGERS, *_QUIET_LOGGERS)
 
-_RECORD_FIELDS: Final = frozenset(
-    {*logging.LogRecord("", 0, "", 0, "", None, None).__dict__, "message", "asctime", "taskName", "color_message"}
-)
-# How many attributes a record has when the call that made it passed no extra fields.
-_PLAIN_RECORD_SIZE: Final = len(logging.LogRecord("", 0, "", 0, "", None, None).__dict__)
+# The attributes of a record made by a call that passed no extra fields.
+_PLAIN_RECORD: Final = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__)
+_RECORD_FIELDS: Final = _PLAIN_RECORD | {"message", "asctime", "taskName", "color_message"}
 _ACCESS_LOGGER: Final = "uvicorn.access"
+
 
 def new_correlation_id() -> str:
     return os.urandom(16).hex()  # as random as uuid4().hex, without building a UUID object per message
@@ -150,7 +149,7 @@ class RedactingFilter(logging.Filter):
             record.name != _ACCESS_LOGGER
             or type(args) is not tuple
             or len(args) != 5
-            or len(record.__dict__) != _PLAIN_RECORD_SIZE
+            or len(record.__dict__) != len(_PLAIN_RECORD)
             or record.exc_info
             or record.exc_text
             or record.stack_info

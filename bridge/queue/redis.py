@@ -124,10 +124,14 @@ class RedisQueue(Queue):
     async def open(self) -> None:
         if self._redis is not None:
             return
-        # No command of the queue blocks on the server, so a reply slower than this means a sick connection;
-        # options given in the URL's query string take precedence.
+        # Both clients connect alike: `resp`'s defaults (no command of the queue blocks on the server, so a reply
+        # slower than its timeout means a sick connection), values in the URL's query string first.
+        options = RespOptions.from_url(self.url)
         client = aioredis.Redis.from_url(
-            self.url, socket_connect_timeout=5.0, socket_timeout=10.0, health_check_interval=30
+            self.url,
+            socket_connect_timeout=options.connect_timeout,
+            socket_timeout=options.reply_timeout,
+            health_check_interval=options.health_check_interval,
         )
         try:
             await client.ping()
@@ -141,7 +145,6 @@ class RedisQueue(Queue):
             self._redis = None
             await client.aclose()
             raise
-        options = RespOptions.from_url(self.url, connect_timeout=5.0, reply_timeout=10.0, health_check_interval=30)
         self._script_calls = RespConnection(options)
 
     async def _load_scripts(self) -> None:
