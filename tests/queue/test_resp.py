@@ -25,6 +25,7 @@ from bridge.queue import QueueError
 from bridge.queue.redis import RedisQueue
 from bridge.queue.resp import RespConnection, RespOptions
 from bridge.testing.server import free_port
+from tests.faults.harness import eventually
 from tests.queue.helpers import inbound
 
 PASSWORD = "s3cret-for-tests"
@@ -299,12 +300,11 @@ async def test_close_ends_the_connection_and_fails_what_is_in_flight(
     await asyncio.wait_for(conn.close(), 2)
     with pytest.raises(RedisConnectionError, match="closed by its owner"):
         await in_flight
-    for _ in range(100):
-        if all(int(client["id"]) != client_id for client in await admin.client_list()):
-            break
-        await asyncio.sleep(0.01)
-    else:
-        pytest.fail("the server still lists the closed connection")
+
+    async def gone() -> bool:
+        return all(int(client["id"]) != client_id for client in await admin.client_list())
+
+    await eventually(gone, "the server to stop listing the closed connection", timeout=1.0)
 
 
 # ---------------------------------------------------------------------------------------------- failures
@@ -486,12 +486,11 @@ async def test_the_queue_authenticates_reloads_flushed_scripts_and_replaces_a_ki
         assert await queue.ack(claim)
         assert [row.queued for row in await queue.status()] == [1]  # m2 left
         await queue.close()
-        for _ in range(100):  # both of the queue's connections go; only this test's own stays
-            if len(await admin.client_list()) == 1:
-                break
-            await asyncio.sleep(0.01)
-        else:
-            pytest.fail(f"connections left open: {await admin.client_list()}")
+
+        async def only_admin_left() -> bool:  # both of the queue's connections go; only this test's own stays
+            return len(await admin.client_list()) == 1
+
+        await eventually(only_admin_left, "the queue's connections to close", timeout=1.0)
     finally:
         await queue.close()
         await admin.aclose()
