@@ -32,6 +32,7 @@ from bridge.routes import health_routes, reply_routes
 from bridge.store import open_store
 from bridge.store.base import Store, StoreError
 from bridge.store.keyvalue import StoreKeyValue
+from bridge.webhook import WebhookFastPath, webhook_endpoint
 
 __all__ = ["BridgeRuntime", "create_app"]
 
@@ -169,6 +170,7 @@ def create_app(
     # One guard for every adapter that downloads an agent's file itself (bridge/fetch.py).
     fetcher = SafeFetcher.from_config(config.files)
     routers: list[Any] = []
+    webhooks: dict[str, Any] = {}
     for channel_config in config.channels:
         adapter_cls = adapters[channel_config.adapter_type]
         context = AdapterContext(
@@ -185,6 +187,10 @@ def create_app(
         adapter = adapter_cls(adapter_settings(channel_config, adapter_cls), context)
         runtime.channels[channel_config.id] = Channel(config=channel_config, adapter=adapter)
         handlers = list(adapter.route_handlers())
+        for handler in handlers:
+            endpoint = webhook_endpoint(handler)
+            if endpoint is not None:
+                webhooks.update({f"/channels/{channel_config.id}{path}": endpoint for path in handler.paths})
         if handlers:
             routers.append(Router(path=f"/channels/{channel_config.id}", route_handlers=handlers))
     runtime.bridge.channels = runtime.channels
@@ -211,5 +217,6 @@ def create_app(
         debug=False,
     )
     install_http_metrics(app, metrics)
+    app.asgi_handler = WebhookFastPath(app.asgi_handler, webhooks, metrics.observe_http)
     app.state.bridge = runtime
     return app

@@ -1,4 +1,5 @@
-"""`webhook_route` over a real server: the handler's answer, headers, size limit, method, a failing handler."""
+"""`webhook_route` over a real server: the handler's answer, headers, size limit, method, a failing handler,
+each mounted as a Litestar route and behind `WebhookFastPath` (which must answer exactly alike)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,15 @@ from litestar import Litestar, Router
 from bridge import WebhookRequest, webhook_route
 from bridge.app import _exception_handler
 from bridge.testing.server import serve
+from bridge.webhook import WebhookFastPath, webhook_endpoint
 
 seen: list[WebhookRequest] = []
+observed: list[tuple[str, str, int]] = []
+
+
+def observe(route: str, method: str, status: int, seconds: float) -> None:
+    assert seconds >= 0
+    observed.append((route, method, status))
 
 
 async def echo(request: WebhookRequest) -> tuple[int, bytes]:
@@ -23,12 +31,22 @@ async def echo(request: WebhookRequest) -> tuple[int, bytes]:
     return 202, b'{"got":%d}' % len(request.body)
 
 
-@pytest.fixture
-async def url() -> AsyncIterator[str]:
-    seen.clear()
-    router = Router(path="/channels/c1", route_handlers=[webhook_route("hook", echo, max_body=1000)])
+def app_with_hook(*, fast_path: bool) -> Litestar:
+    route = webhook_route("hook", echo, max_body=1000)
+    router = Router(path="/channels/c1", route_handlers=[route])
     app = Litestar([router], exception_handlers={Exception: _exception_handler}, logging_config=None)
-    async with serve(app) as server:
+    if fast_path:
+        endpoint = webhook_endpoint(route)
+        assert endpoint is not None
+        app.asgi_handler = WebhookFastPath(app.asgi_handler, {"/channels/c1/hook": endpoint}, observe)
+    return app
+
+
+@pytest.fixture(params=["litestar route", "fast path"])
+async def url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    seen.clear()
+    observed.clear()
+    async with serve(app_with_hook(fast_path=request.param == "fast path")) as server:
         yield f"{server.url}/channels/c1/hook"
 
 
@@ -82,6 +100,32 @@ async def test_a_failing_handler_is_a_json_500_without_a_traceback(url: str) -> 
     assert answer.json() == {"error": "error", "desc": "internal error"}
 
 
-def test_max_body_must_be_positive() -> None:
+def test_max_body_must_be_positive_and_the_path_takes_no_parameters() -> None:
     with pytest.raises(ValueError, match="max_body"):
         webhook_route("x", echo, max_body=0)
+    with pytest.raises(ValueError, match="no parameters"):
+        webhook_route("hook/{token:str}", echo)
+
+
+async def test_the_fast_path_counts_what_it_answers_and_passes_other_paths_on() -> None:
+    observed.clear()
+    async with serve(app_with_hook(fast_path=True)) as server, httpx.AsyncClient(base_url=server.url) as client:
+        assert (await client.post("/channels/c1/hook", content=b"12345")).status_code == 202
+        assert (await client.put("/channels/c1/hook", content=b"x")).status_code == 405
+        assert (await client.post("/channels/c1/hook", content=b"boom")).status_code == 500
+        # Not an exact webhook path: Litestar routes it (the trailing slash) or answers 404.
+        assert (await client.post("/channels/c1/hook/", content=b"abc")).json() == {"got": 3}
+        assert (await client.post("/channels/c2/hook", content=b"abc")).status_code == 404
+    assert observed == [("/channels/c1/hook", "POST", 202), ("/channels/c1/hook", "PUT", 405),
+                        ("/channels/c1/hook", "POST", 500)]
+
+
+def test_only_routes_made_by_webhook_route_have_an_endpoint() -> None:
+    from litestar import post as post_route
+
+    @post_route("/other")
+    async def other() -> None: ...
+
+    assert webhook_endpoint(webhook_route("x", echo)) is not None
+    assert webhook_endpoint(other) is None
+    assert webhook_endpoint(object()) is None

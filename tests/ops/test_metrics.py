@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from litestar import Request, post
 
+from bridge import WebhookRequest, webhook_route
 from bridge.app import create_app
 from bridge.direct import DirectHandoff
 from bridge.metrics import Metrics
 from bridge.testing.server import serve
+from bridge.webhook import WebhookFastPath
 from tests.conftest import free_port
 from tests.ops.support import (
     METRICS_TOKEN,
@@ -161,6 +165,44 @@ async def test_each_app_has_its_own_registry_and_no_token_means_open(tmp_path: P
     # A handoff without a backlog: no queue gauges, and no error for asking.
     assert not any(name.startswith("omnichannel_bridge_queue_") for name, _ in b)
     assert value(b, "omnichannel_bridge_store_errors_total", operation="queue_status") == 0
+
+
+class HookedAdapter(RecordingAdapter):
+    """A webhook route (answered by the fast path) beside a Litestar route of the same adapter."""
+
+    def route_handlers(self) -> Sequence[Any]:
+        async def hook(request: WebhookRequest) -> tuple[int, bytes]:
+            return 202, b'{"len":%d}' % len(request.body)
+
+        @post("/plain", status_code=202)
+        async def plain(request: Request[Any, Any, Any]) -> dict[str, int]:
+            return {"len": len(await request.body())}
+
+        return (webhook_route("hook", hook), plain)
+
+
+async def test_webhook_routes_are_counted_by_their_route_whichever_way_they_are_served(tmp_path: Path) -> None:
+    port = free_port()
+    config = make_config(
+        [channel("web", "http://127.0.0.1:9/connector/omnichannel/omnichannel_message/t/bot_api_webhook")],
+        store_url=f"sqlite:///{tmp_path}/hooked.db",
+        port=port,
+    )
+    app = create_app(config, adapters={"recording": HookedAdapter}, handoff=DirectHandoff())
+    assert isinstance(app.asgi_handler, WebhookFastPath)
+    assert set(app.asgi_handler.routes) == {"/channels/web/hook"}
+    async with serve(app, port=port) as server, httpx.AsyncClient(base_url=server.url) as client:
+        for path in ("/channels/web/hook", "/channels/web/plain"):
+            r = await client.post(path, content=b"1234")
+            assert (r.status_code, r.json()) == (202, {"len": 4})
+        assert (await client.get("/channels/web/hook")).status_code == 405
+        s = parse_samples((await client.get("/metrics")).text)
+    assert value(s, "omnichannel_bridge_http_requests_total", route="/channels/web/hook", method="POST",
+                 status="202") == 1
+    assert value(s, "omnichannel_bridge_http_requests_total", route="/channels/web/hook", method="GET",
+                 status="405") == 1
+    assert value(s, "omnichannel_bridge_http_requests_total", route="/channels/web/plain",
+                 method="POST", status="202") == 1
 
 
 def test_every_metric_is_documented_in_the_readme() -> None:
