@@ -5,11 +5,14 @@ With several runs every number is the median of the runs (each number on its own
 
 from __future__ import annotations
 
+import platform
+import sqlite3
 import statistics
 from collections.abc import Sequence
+from importlib import metadata
 from typing import Any
 
-__all__ = ["median_results", "render"]
+__all__ = ["environment", "median_results", "render"]
 
 Results = dict[str, Any]
 
@@ -150,6 +153,22 @@ def targets(results: Results) -> list[tuple[bool | None, str]]:
             how += ", held flat by slowing the senders (backpressure)"
         lines.append((bounded, f"{name} ingest does not starve delivery: {how}"))
     return lines
+
+
+# The packages whose versions move the numbers: the server stack both sides share, and the bridge's clients.
+_PACKAGES = ("uvicorn", "h11", "litestar", "msgspec", "httpx", "aiohttp", "redis", "hiredis")
+
+
+def environment() -> str:
+    """One line naming what the numbers were measured with: results from different versions do not compare."""
+    versions = []
+    for name in _PACKAGES:
+        try:
+            versions.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            versions.append(f"{name} -")
+    return (f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, Linux {platform.release()}; "
+            + ", ".join(versions))
 
 
 def render(results: Results, *, runs: int) -> str:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import LOAD_CORE, pin_to
 from procs import Server, run_json, script, start_server
-from report import median_results, render
+from report import environment, median_results, render
 from scenarios import Bench, measure_bridge, measure_endpoint
 
 __all__ = ["main"]
@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(work_dir, ignore_errors=True)
     print(render(median_results(runs) if len(runs) > 1 else runs[0], runs=len(runs)))
+    print(f"\nmeasured with {environment()}")
     return 0
 
 
