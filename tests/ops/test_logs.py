@@ -20,6 +20,7 @@ from bridge.logs import (
     RedactingFilter,
     Redactor,
     _timestamp,
+    current_correlation_id,
     log_context,
     redact_also,
 )
@@ -114,6 +115,22 @@ def test_json_line_has_fields_context_extras_and_redacted_exception() -> None:
     assert "ValueError: upstream said: bad token ***" in failed["exception"]
     assert "RuntimeError: delivery failed with ***" in failed["exception"]
     assert "correlation_id" not in outside
+
+
+def test_log_contexts_nest_leave_out_none_and_are_undone_on_an_error() -> None:
+    log = logging.getLogger("tests.ops.nested")
+    with captured_logs(SECRETS) as stream:
+        with log_context(correlation_id="outer", channel="web"):
+            with pytest.raises(KeyError), log_context(correlation_id="inner", chat_id=None, direction="inbound"):
+                assert current_correlation_id() == "inner"
+                log.info("inside")
+                raise KeyError("boom")
+            log.info("back outside")
+        assert current_correlation_id() is None
+    inside, outside = json_lines(stream.getvalue())
+    assert (inside["correlation_id"], inside["channel"], inside["direction"]) == ("inner", "web", "inbound")
+    assert "chat_id" not in inside
+    assert (outside["correlation_id"], outside["channel"]) == ("outer", "web") and "direction" not in outside
 
 
 def test_console_format_is_for_people_and_redacted() -> None:
