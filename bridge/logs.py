@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
@@ -30,6 +31,8 @@ from bridge.config import LoggingConfig
 from bridge.handoff import InboundItem, Item
 
 __all__ = [
+    "ACCESS_FORMAT",
+    "ACCESS_LOGGER",
     "CONFIGURED_LOGGERS",
     "LOG_FORMATS",
     "MASK",
@@ -44,7 +47,6 @@ __all__ = [
     "log_context",
     "new_correlation_id",
     "redact_also",
-    "uvicorn_logging",
 ]
 
 LOG_FORMATS: Final = ("json", "console")
@@ -63,7 +65,9 @@ CONFIGURED_LOGGERS: Final = ("", *_ROUTED_LOGGERS, *_QUIET_LOGGERS)
 # The attributes of a record made by a call that passed no extra fields.
 _PLAIN_RECORD: Final = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__)
 _RECORD_FIELDS: Final = _PLAIN_RECORD | {"message", "asctime", "taskName", "color_message"}
-_ACCESS_LOGGER: Final = "uvicorn.access"
+# What uvicorn's access logger logs, by name and format (`bridge.access_log` writes the same lines).
+ACCESS_LOGGER: Final = "uvicorn.access"
+ACCESS_FORMAT: Final = '%s - "%s %s HTTP/%s" %d'
 
 
 def new_correlation_id() -> str:
@@ -141,7 +145,7 @@ class RedactingFilter(logging.Filter):
         for key, value in _CONTEXT.get().items():
             if key not in record.__dict__:
                 setattr(record, key, value)
-        if record.name == _ACCESS_LOGGER and isinstance(record.args, tuple) and len(record.args) == 5:
+        if record.name == ACCESS_LOGGER and isinstance(record.args, tuple) and len(record.args) == 5:
             client, method, path, _version, status = record.args
             record.__dict__.update(client=client, method=method, path=path, status=status)
         record.msg, record.args = self.redact(_rendered(record)), None
@@ -156,30 +160,16 @@ class RedactingFilter(logging.Filter):
             record.stack_info = self.redact(record.stack_info)
         return True
 
-    def filter_access(self, record: logging.LogRecord) -> dict[str, Any] | None:
-        """`filter` for a plain access record (no log context, no extra fields, no exception), rewriting it
-        the same way, and returning the fields it added for the formatter's `format_access`; None (and the
-        record untouched) for any other record, which then takes the general way."""
-        args = record.args
-        if (
-            record.name != _ACCESS_LOGGER
-            or type(args) is not tuple
-            or len(args) != 5
-            or len(record.__dict__) != len(_PLAIN_RECORD)
-            or record.exc_info
-            or record.exc_text
-            or record.stack_info
-            or _CONTEXT.get()
-        ):
-            return None
-        client, method, path, _version, status = args
-        if type(client) is not str or type(method) is not str or type(path) is not str or type(status) is not int:
+    def access_fields(
+        self, client: str, method: str, path: str, version: str, status: int
+    ) -> tuple[str, dict[str, Any]] | None:
+        """What `filter` makes of an access record with these arguments: the redacted event text and the
+        fields it adds. None inside a log context, whose fields only the general way adds."""
+        if _CONTEXT.get():
             return None
         redact = self.redact
-        fields = {"client": redact(client), "method": redact(method), "path": redact(path), "status": status}
-        record.msg, record.args = redact(_rendered(record)), None
-        record.__dict__.update(fields)
-        return fields
+        event = redact(ACCESS_FORMAT % (client, method, path, version, status))
+        return event, {"client": redact(client), "method": redact(method), "path": redact(path), "status": status}
 
 
 def _extra_fields(record: logging.LogRecord) -> list[str]:
@@ -229,10 +219,9 @@ class JsonFormatter(logging.Formatter):
             document["stack"] = record.stack_info
         return self._encoder.encode(document).decode("utf-8")
 
-    def format_access(self, record: logging.LogRecord, fields: dict[str, Any]) -> str:
-        """`format` of a record `RedactingFilter.filter_access` rewrote, whose extra fields are `fields`."""
-        document = {"ts": self._ts(record.created), "level": record.levelname.lower(), "event": record.msg,
-                    "logger": record.name, **fields}
+    def format_access(self, created: float, event: str, fields: dict[str, Any]) -> str:
+        """`format` of an INFO access record made at `created`, given `RedactingFilter.access_fields`."""
+        document = {"ts": self._ts(created), "level": "info", "event": event, "logger": ACCESS_LOGGER, **fields}
         return self._encoder.encode(document).decode("utf-8")
 
 
@@ -252,39 +241,38 @@ class ConsoleFormatter(logging.Formatter):
             line = f"{line}\n{record.stack_info}"
         return line
 
-    def format_access(self, record: logging.LogRecord, fields: dict[str, Any]) -> str:
-        """`format` of a record `RedactingFilter.filter_access` rewrote, whose extra fields are `fields`."""
+    def format_access(self, created: float, event: str, fields: dict[str, Any]) -> str:
+        """`format` of an INFO access record made at `created`, given `RedactingFilter.access_fields`."""
         text = " ".join(f"{key}={value}" for key, value in fields.items())
-        return f"{_timestamp(record.created)} {record.levelname:<7} {record.name}: {record.msg}  {text}"
+        return f"{_timestamp(created)} INFO    {ACCESS_LOGGER}: {event}  {text}"
 
 
 class BridgeLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """The handler `configure_logging` installs on the root logger (a type of its own, so a second call
-    replaces it instead of doubling every line).
+    replaces it instead of doubling every line)."""
 
-    Access lines, one per HTTP request and so most of the lines under load, take a short cut to the same
-    text: the general filter and formatter look at every attribute of every record, which made an access
-    line cost ~13 µs of CPU (about a tenth of the whole bridge's work per message); the short cut, ~6 µs.
-    It is taken only while the handler has exactly its own filter and formatter.
-    """
-
-    def handle(self, record: logging.LogRecord) -> bool:
-        if record.name == _ACCESS_LOGGER and len(self.filters) == 1:
-            redacting, formatter = self.filters[0], self.formatter
-            if isinstance(redacting, RedactingFilter) and isinstance(formatter, JsonFormatter | ConsoleFormatter):
-                fields = redacting.filter_access(record)
-                if fields is not None:
-                    line = formatter.format_access(record, fields)
-                    with self.lock or contextlib.nullcontext():
-                        try:
-                            self.stream.write(line + self.terminator)
-                            self.flush()
-                        except RecursionError:
-                            raise
-                        except Exception:
-                            self.handleError(record)
-                    return True
-        return bool(super().handle(record))
+    def write_access(self, client: str, method: str, path: str, version: str, status: int) -> bool:
+        """Write the line an INFO access record with these arguments would become, without making the record
+        (see `bridge.access_log`). False, having written nothing, unless the handler has exactly its own
+        filter and formatter, takes INFO lines, and no log context is set: the record must take the general way."""
+        if self.level > logging.INFO or len(self.filters) != 1:
+            return False
+        redacting, formatter = self.filters[0], self.formatter
+        if not isinstance(redacting, RedactingFilter) or not isinstance(formatter, JsonFormatter | ConsoleFormatter):
+            return False
+        found = redacting.access_fields(client, method, path, version, status)
+        if found is None:
+            return False
+        line = formatter.format_access(time.time(), *found)
+        with self.lock or contextlib.nullcontext():
+            try:
+                self.stream.write(line + self.terminator)
+                self.flush()
+            except RecursionError:
+                raise
+            except Exception:
+                self.handleError(logging.makeLogRecord({"name": ACCESS_LOGGER, "msg": found[0]}))
+        return True
 
 
 def configure_logging(
@@ -345,9 +333,3 @@ def redact_also(secrets: Iterable[str]) -> None:
             for log_filter in handler.filters:
                 if isinstance(log_filter, RedactingFilter):
                     log_filter.redact.add(wanted)
-
-
-def uvicorn_logging(config: LoggingConfig) -> dict[str, Any]:
-    """Keyword arguments for `uvicorn.run`/`uvicorn.Config` that leave logging to `configure_logging`: no
-    dictConfig of uvicorn's own (its handlers would print access lines unredacted), access lines as configured."""
-    return {"log_config": None, "log_level": config.level.lower(), "access_log": config.access_log}

@@ -140,9 +140,10 @@ def main(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from bridge.access_log import uvicorn_options
     from bridge.config import LoggingConfig
     from bridge.emulator import create_emulator_app
-    from bridge.logs import configure_logging, uvicorn_logging
+    from bridge.logs import configure_logging
 
     # The bridge's logging, readable at a terminal: the same redaction as the bridge's (webhook tokens in
     # access lines, `Authorization` values, the tokens and secret reply URLs below), and uvicorn's lines too.
@@ -156,5 +157,5 @@ def main(args: argparse.Namespace) -> int:
             f"send_message ({mode})",
             file=sys.stderr,
         )
-    uvicorn.run(create_emulator_app(config), host=args.host, port=args.port, **uvicorn_logging(logging_config))
+    uvicorn.run(host=args.host, port=args.port, **uvicorn_options(logging_config, create_emulator_app(config)))
     return 0

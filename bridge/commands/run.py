@@ -76,9 +76,10 @@ def _plain_startup_failure(app: Callable[..., Awaitable[None]]) -> _Asgi:
 def main(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from bridge.access_log import uvicorn_options
     from bridge.app import create_app
     from bridge.config import ConfigError, load_config, secret_values
-    from bridge.logs import configure_logging, uvicorn_logging
+    from bridge.logs import configure_logging
     from bridge.plugins import discover_adapters
 
     adapters = discover_adapters()
@@ -92,11 +93,10 @@ def main(args: argparse.Namespace) -> int:
     configure_logging(config.logging, secret_values(config), log_format=args.log_format)
     app = create_app(config, adapters=adapters)
     uvicorn.run(
-        _plain_startup_failure(app),
         host=args.host or config.server.host,
         port=args.port or config.server.port,
         proxy_headers=True,
         server_header=False,
-        **uvicorn_logging(config.logging),
+        **uvicorn_options(config.logging, _plain_startup_failure(app)),
     )
     return 0

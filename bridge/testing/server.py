@@ -12,8 +12,8 @@ from typing import Any
 
 import uvicorn
 
+from bridge.access_log import uvicorn_options
 from bridge.config import LoggingConfig
-from bridge.logs import uvicorn_logging
 
 __all__ = ["RunningServer", "ServerStartupError", "free_port", "serve"]
 
@@ -67,10 +67,9 @@ async def serve(
 
     Quiet by default; with `logging`, uvicorn logs as `omnichannel-bridge run` sets it up (no handlers of its
     own, access lines on), for tests that read the bridge's log output."""
-    options: dict[str, Any] = (
-        uvicorn_logging(logging) if logging is not None else {"log_level": "warning", "access_log": False}
-    )
-    config = uvicorn.Config(app, host=host, port=port, lifespan="on", **options)
+    quiet = {"app": app, "log_level": "warning", "access_log": False}
+    options: dict[str, Any] = uvicorn_options(logging, app) if logging is not None else quiet
+    config = uvicorn.Config(host=host, port=port, lifespan="on", **options)
     server = uvicorn.Server(config)
 
     async def run() -> None:

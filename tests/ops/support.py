@@ -102,6 +102,11 @@ def captured_logs(secrets: Iterable[str], log_format: str = "json", level: str =
         yield stream
 
 
+def assert_no_secret(text: str, secrets: tuple[str, ...] = SECRETS) -> None:
+    leaked = [secret for secret in secrets if secret in text]
+    assert not leaked, f"secrets in the logs: {leaked}"
+
+
 @dataclass
 class OpsBridge:
     emulator: RunningEmulator

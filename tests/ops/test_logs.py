@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -14,8 +15,9 @@ from litestar import Litestar, get
 
 from bridge.config import LoggingConfig
 from bridge.logs import (
+    ACCESS_FORMAT,
+    ACCESS_LOGGER,
     BridgeLogHandler,
-    ConsoleFormatter,
     JsonFormatter,
     RedactingFilter,
     Redactor,
@@ -32,6 +34,7 @@ from tests.ops.support import (
     SECRETS,
     URL_SECRET,
     OpsBridge,
+    assert_no_secret,
     captured_logs,
     messages,
     ops_bridge,
@@ -48,11 +51,6 @@ def json_lines(text: str) -> list[dict[str, Any]]:
         assert RFC3339_UTC.match(line["ts"]), line
         assert {"level", "event", "logger"} <= line.keys(), line
     return lines
-
-
-def assert_no_secret(text: str, secrets: tuple[str, ...] = SECRETS) -> None:
-    leaked = [secret for secret in secrets if secret in text]
-    assert not leaked, f"secrets in the logs: {leaked}"
 
 
 def test_redactor_masks_secrets_in_every_form() -> None:
@@ -242,17 +240,6 @@ async def test_access_lines_follow_logging_access_log(access_log: bool) -> None:
     )
 
 
-ACCESS_FORMAT = '%s - "%s %s HTTP/%s" %d'
-
-
-def access_record(args: tuple[Any, ...], **extra: Any) -> logging.LogRecord:
-    """What uvicorn's access logger makes for one request, at a fixed time."""
-    logger = logging.getLogger("uvicorn.access")
-    record = logger.makeRecord(logger.name, logging.INFO, "h11_impl.py", 1, ACCESS_FORMAT, args, None, extra=extra)
-    record.created = 1_750_000_000.25
-    return record
-
-
 @pytest.mark.parametrize("log_format", ["json", "console"])
 @pytest.mark.parametrize(
     "args",
@@ -263,37 +250,36 @@ def access_record(args: tuple[Any, ...], **extra: Any) -> logging.LogRecord:
         ("", "PUT", '/quote"and\\slash', "1.1", 500),
     ],
 )
-def test_access_lines_take_a_short_cut_to_the_same_text(log_format: str, args: tuple[Any, ...]) -> None:
-    with captured_logs(SECRETS, log_format=log_format):
+def test_an_access_line_written_directly_is_the_line_the_record_becomes(log_format: str, args: tuple[Any, ...]) -> None:
+    with captured_logs(SECRETS, log_format=log_format) as stream:
         (handler,) = [h for h in logging.getLogger().handlers if isinstance(h, BridgeLogHandler)]
-        (redacting,) = handler.filters
-        assert isinstance(redacting, RedactingFilter)
-        formatter = handler.formatter
-        assert isinstance(formatter, JsonFormatter | ConsoleFormatter)
-        # The general way: the filter, then the formatter, as for any other record.
-        general = access_record(args)
-        assert redacting.filter(general)
-        expected = formatter.format(general)
-        # The short cut takes a plain access record and makes the same line of it, leaving it rewritten alike.
-        quick = access_record(args)
-        fields = redacting.filter_access(quick)
-        assert fields is not None
-        assert formatter.format_access(quick, fields) == expected
-        assert (quick.msg, quick.args) == (general.msg, general.args)
-        assert_no_secret(expected)
+        assert handler.write_access(*args)
+        logging.getLogger(ACCESS_LOGGER).info(ACCESS_FORMAT, *args)  # the general way, as uvicorn logs
+    direct, general = stream.getvalue().splitlines()
+    assert_no_secret(direct)
+    if log_format == "json":
+        direct_line, general_line = json.loads(direct), json.loads(general)
+        assert direct_line.pop("ts") <= general_line.pop("ts")
+        assert direct_line == general_line
+    else:  # the same after the time stamp
+        assert direct.split(" ", 1)[1] == general.split(" ", 1)[1]
 
 
-def test_access_records_with_more_to_them_take_the_general_way() -> None:
+def test_an_access_line_takes_the_general_way_when_it_needs_more() -> None:
     args = ("127.0.0.1:5555", "GET", "/healthz", "1.1", 200)
+    with captured_logs(SECRETS) as stream:
+        (handler,) = [h for h in logging.getLogger().handlers if isinstance(h, BridgeLogHandler)]
+        with log_context(correlation_id="c-1"):  # a log context adds fields
+            assert not handler.write_access(*args)
+        handler.setLevel(logging.WARNING)  # the handler takes no INFO lines
+        assert not handler.write_access(*args)
+        handler.setLevel(logging.NOTSET)
+        handler.addFilter(logging.Filter("bridge"))  # a filter of someone else's
+        assert not handler.write_access(*args)
+    assert stream.getvalue() == ""
     redacting = RedactingFilter(Redactor(SECRETS))
-    assert redacting.filter_access(access_record(args, request_id="r-1")) is None  # an extra field
-    assert redacting.filter_access(access_record(("a", "GET", "/", "1.1", "200"))) is None  # not uvicorn's types
-    with log_context(correlation_id="c-1"):  # a log context adds fields
-        assert redacting.filter_access(access_record(args)) is None
-    other = access_record(args)
-    other.name = "litestar"
-    assert redacting.filter_access(other) is None
-    assert redacting.filter_access(access_record(args)) is not None
+    assert redacting.access_fields(*args) == ('127.0.0.1:5555 - "GET /healthz HTTP/1.1" 200', {
+        "client": "127.0.0.1:5555", "method": "GET", "path": "/healthz", "status": 200})
 
 
 def test_logging_skips_the_record_fields_no_format_shows() -> None:
