@@ -1,4 +1,4 @@
-"""The Redis queue: for one or many replicas on one Redis (standalone or behind Sentinel).
+"""The Redis queue: for one or many replicas on one Redis server (a `redis://` or `rediss://` store URL).
 
 Design: **one stream per lane** (per direction, channel and chat), each with one consumer group `g`, plus a
 sorted set that says which lanes are ready.
