@@ -60,6 +60,8 @@ class AccessLog:
         root = logging.root
         if not root.isEnabledFor(logging.INFO):
             return
+        # uvicorn's own `get_client_addr`/`get_path_with_query_string`, except that a query string that is not
+        # ASCII is shown with replacement characters instead of raising while the response starts.
         client = scope.get("client")
         address = f"{client[0]}:{int(client[1])}" if client else ""
         path = scope.get("raw_path") or scope["path"].encode("utf-8")

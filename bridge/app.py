@@ -26,7 +26,7 @@ from bridge.logs import Redactor, redact_also
 from bridge.messages import Inbound
 from bridge.metrics import Metrics, install_http_metrics, metrics_routes
 from bridge.platform import PlatformClient
-from bridge.protocol import error_body
+from bridge.protocol import status_error_body
 from bridge.readiness import Readiness
 from bridge.routes import health_routes, reply_routes
 from bridge.store import open_store
@@ -139,9 +139,9 @@ def _exception_handler(_request: Request[Any, Any, Any], exc: Exception) -> Resp
     else:
         log.exception("unhandled error in a request", exc_info=exc)
         status, desc = 500, "internal error"
-    code = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-            405: "method_not_allowed", 413: "too_large"}.get(status, "error")
-    return Response(content=error_body(code, desc), status_code=status, media_type="application/json", headers=headers)
+    return Response(
+        content=status_error_body(status, desc), status_code=status, media_type="application/json", headers=headers
+    )
 
 
 def create_app(

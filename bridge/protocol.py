@@ -7,7 +7,7 @@ leniently: unknown fields are ignored and an unknown `kind` decodes to `UnknownR
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
@@ -163,6 +163,16 @@ class ErrorBody(msgspec.Struct, omit_defaults=True):
 
 def error_body(error: str, desc: str | None = None) -> bytes:
     return encode(ErrorBody(error=error, desc=desc))
+
+
+# The error code of an answer the bridge itself makes for an HTTP error status (not a handler's own code).
+_STATUS_ERRORS: Final = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                         405: "method_not_allowed", 413: "too_large"}
+
+
+def status_error_body(status: int, desc: str) -> bytes:
+    """`error_body` with the code for `status` (`error` for a status without one of its own)."""
+    return error_body(_STATUS_ERRORS.get(status, "error"), desc)
 
 
 # --------------------------------------------------------------------------- codecs, built once

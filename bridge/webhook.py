@@ -25,7 +25,7 @@ from litestar import asgi
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import ASGIApp, HTTPResponseStartEvent, Receive, Scope, Send
 
-from bridge.protocol import error_body
+from bridge.protocol import status_error_body
 
 __all__ = ["DEFAULT_MAX_BODY", "WebhookFastPath", "WebhookHandler", "WebhookRequest", "webhook_endpoint",
            "webhook_route"]
@@ -75,20 +75,19 @@ class _Endpoint:
 
     async def answer(self, scope: Scope, receive: Receive, send: Send) -> int:
         if scope.get("method") != "POST":
-            return await _send(send, 405, error_body("method_not_allowed", "this endpoint takes POST only"),
-                               (b"allow", b"POST"))
+            return await _send(send, 405, status_error_body(405, "this endpoint takes POST only"), (b"allow", b"POST"))
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         try:
             body = await _read_body(receive, headers.get("content-length"), self.max_body)
         except _TooLarge:
-            return await _send(send, 413, error_body("too_large", f"the body is over {self.max_body} bytes"))
+            return await _send(send, 413, status_error_body(413, f"the body is over {self.max_body} bytes"))
         if body is None:  # the client went away: nobody to answer
             return 499  # nginx's "client closed the request", for the metrics
         try:
             status, answer = await self.handler(WebhookRequest(headers, body))
         except Exception:
             log.exception("unhandled error in a request")
-            return await _send(send, 500, error_body("error", "internal error"))
+            return await _send(send, 500, status_error_body(500, "internal error"))
         return await _send(send, status, answer)
 
 
