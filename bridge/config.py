@@ -108,7 +108,8 @@ class DeliveryConfig(_Strict):
     )
     max_age: float = 24 * 3600.0
     jitter: float = 0.1
-    workers: int = 8
+    # Concurrent deliveries; more share each queue write (see config.example.yaml).
+    workers: int = 16
     shutdown_grace: float = 10.0
     dedupe_ttl: float = 24 * 3600.0
     # Seconds an item in delivery stays held without its worker renewing the hold (renewed every third of

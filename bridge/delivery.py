@@ -8,8 +8,9 @@ dead-lettered instead when its next attempt would come later than `max_age` afte
 schedule is exhausted), and an item that waited longer than `max_age` for its first attempt (a bridge stopped
 for days) is dead-lettered without one: operators can still replay it. A deliverer that raises counts as a retry.
 
-Workers wake at once when this process submits work, at the exact time the next retry is due, and otherwise
-every `poll_interval` seconds to see work that other processes or replicas put. While a delivery runs its
+Workers wake at once when this process submits work (one idle worker per item stored, as each claims one
+lane), at the exact time the next retry is due, and otherwise every `poll_interval` seconds to see work that
+other processes or replicas put. While a delivery runs its
 lease is renewed every third of `lease`, so only a claimer that died loses it.
 
 `stop()` stops claiming, gives in-flight deliveries `shutdown_grace` seconds to finish and be recorded, then
@@ -24,6 +25,7 @@ import contextlib
 import logging
 import math
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
@@ -64,7 +66,7 @@ class DurableHandoff(Handoff):
         schedule: Sequence[float] = DEFAULT_SCHEDULE,
         jitter: float = 0.1,
         max_age: float = 24 * 3600.0,
-        workers: int = 8,
+        workers: int = 16,
         shutdown_grace: float = 10.0,
         lease: float = 30.0,
         poll_interval: float = 0.5,
@@ -96,7 +98,10 @@ class DurableHandoff(Handoff):
         self._deliver: Deliverer | None = None
         self._leases = LeaseKeeper(queue, lease=lease, describe=_describe)
         self._tasks: list[asyncio.Task[None]] = []
-        self._wake = asyncio.Event()
+        # Idle workers, longest idle first, each waiting on its own future (see `_notify`); and the number of
+        # submits that stored something, so that a worker whose claim raced one does not go to sleep.
+        self._idle: deque[asyncio.Future[bool]] = deque()
+        self._submits = 0
         self._stopping = False
         self._stopped = False
         self._ready_probe: asyncio.Future[float | None] | None = None
@@ -139,7 +144,7 @@ class DurableHandoff(Handoff):
         if self._stopped:
             return
         self._stopping = self._stopped = True
-        self._notify()
+        self._notify(len(self._idle))
         self.backlog.close()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=self.shutdown_grace)
@@ -167,7 +172,7 @@ class DurableHandoff(Handoff):
             raise HandoffStopped("the bridge is shutting down; the items were not taken over")
         stored = await self.queue.put(items)
         if stored:
-            self._notify()
+            self._notify(stored)
             self.backlog.stored(items)
         return stored
 
@@ -188,21 +193,28 @@ class DurableHandoff(Handoff):
 
     # ------------------------------------------------------------------ workers
 
-    def _notify(self) -> None:
-        """Wake every idle worker. Workers grab the event before they claim, so no wake-up is lost."""
-        self._wake.set()
-        self._wake = asyncio.Event()
+    def _notify(self, count: int) -> None:
+        """Wake up to `count` idle workers, the longest idle first. Waking every idle worker for each item cost
+        each of them a claim that found nothing, which made a larger pool dearer at low load. A worker busy
+        claiming meanwhile sees the submit by its count and looks again instead of sleeping (`_sleep`)."""
+        self._submits += 1
+        idle = self._idle
+        while count > 0 and idle:
+            waiter = idle.popleft()
+            if not waiter.done():
+                waiter.set_result(True)
+                count -= 1
 
     async def _work(self) -> None:
         failures = 0
         claim: Claim | None = None  # made along with the last ack, not yet delivered
         while not self._stopping:
-            wake = self._wake
+            seen = self._submits
             try:
                 if claim is None:
                     claim = await self.queue.claim(lease=self.lease)
                 if claim is None:
-                    await self._sleep(wake, await self._idle_for())
+                    await self._sleep(seen, await self._idle_for())
                 else:
                     claim = await self._process(claim)
                 failures = 0
@@ -210,20 +222,20 @@ class DurableHandoff(Handoff):
                 claim = None
                 failures = min(failures + 1, 8)
                 log.warning("the delivery queue failed (%s); retrying", exc)
-                await self._sleep(wake, min(self.poll_interval * 2**failures, 5.0))
+                await self._sleep(seen, min(self.poll_interval * 2**failures, 5.0))
             except Exception:
                 # A bug must not silently shrink the pool: log it and go on (an item held now is
                 # handed out again when its lease runs out).
                 claim = None
                 failures = min(failures + 1, 8)
                 log.exception("a delivery worker failed; it goes on")
-                await self._sleep(wake, min(self.poll_interval * 2**failures, 5.0))
+                await self._sleep(seen, min(self.poll_interval * 2**failures, 5.0))
         if claim is not None:  # made along with the last ack just before the stop: not to be delivered now
             await self._hand_back(claim)
 
     async def _idle_for(self) -> float:
-        # Every submit wakes every idle worker; those that found nothing to claim share one look at the queue
-        # instead of one query (a thread hop or a round trip) each.
+        # Workers that found nothing to claim share one look at the queue instead of one query (a thread hop
+        # or a round trip) each.
         probe = self._ready_probe
         if probe is None or probe.done():
             probe = self._ready_probe = asyncio.ensure_future(self.queue.next_ready_at())
@@ -233,10 +245,22 @@ class DurableHandoff(Handoff):
             return self.poll_interval
         return min(max(ready_at - self._clock(), 0.005), self.poll_interval)
 
-    async def _sleep(self, wake: asyncio.Event, seconds: float) -> None:
-        if not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), seconds)
+    async def _sleep(self, seen: int, seconds: float) -> None:
+        """Wait `seconds` or until `_notify` picks this worker; not at all when work was submitted since the
+        worker read `seen` (before its claim), so no wake-up is lost."""
+        if self._stopping or self._submits != seen:
+            return
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._idle.append(waiter)
+        timer = loop.call_later(seconds, _time_up, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            if waiter.cancelled() or not waiter.result():  # not taken off the list by `_notify`
+                with contextlib.suppress(ValueError):
+                    self._idle.remove(waiter)
 
     async def _process(self, claim: Claim) -> Claim | None:
         """Deliver and settle one claim; returns the next claim when one was made along with the ack."""
@@ -326,6 +350,11 @@ def _note_recorded(claim: Claim, recorded: bool) -> None:
         log.warning(
             "the lease on %s ran out before its outcome was recorded; it will be delivered again", _describe(claim)
         )
+
+
+def _time_up(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
 
 
 def _consume_error(future: asyncio.Future[float | None]) -> None:

@@ -206,6 +206,49 @@ async def test_workers_wake_at_once_for_new_work_and_due_retries(make_handoff: M
     await wait_for(recorder.all_delivered)
 
 
+class _CountsClaims(SqliteQueue):
+    """A real SQLite queue that counts the claims workers make on their own (not those made with an ack)."""
+
+    claims = 0
+
+    async def claim(self, *, lease: float) -> Claim | None:
+        self.claims += 1
+        return await super().claim(lease=lease)
+
+
+async def test_an_item_wakes_one_idle_worker_not_all(tmp_path: Path) -> None:
+    queue = _CountsClaims(tmp_path / "bridge.db")
+    handoff = DurableHandoff(queue, workers=8, poll_interval=60.0)
+    recorder = Recorder(expect=1)
+    await handoff.start(recorder)
+    try:
+        for _ in range(200):  # every worker looks once, then sleeps for the 60 s poll
+            if queue.claims == 8:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        assert queue.claims == 8
+        await handoff.submit([inbound("only")])
+        await wait_for(recorder.all_delivered)
+        await asyncio.sleep(0.1)
+        # The woken worker's claim, and its look after the delivery's ack found nothing more; the seven
+        # others slept on (each used to wake and claim nothing).
+        assert queue.claims == 8 + 2
+    finally:
+        await handoff.stop()
+
+
+async def test_idle_waits_that_time_out_leave_nothing_behind(tmp_path: Path) -> None:
+    handoff = DurableHandoff(SqliteQueue(tmp_path / "bridge.db"), workers=3, poll_interval=0.005)
+    await handoff.start(Recorder())
+    try:
+        await asyncio.sleep(0.3)  # dozens of timed-out waits per worker
+        assert len(handoff._idle) <= 3
+    finally:
+        await handoff.stop()
+    assert not handoff._idle
+
+
 async def test_graceful_stop_finishes_in_flight_and_the_next_start_resumes(make_handoff: MakeHandoff) -> None:
     started, release = asyncio.Event(), asyncio.Event()
     delivered: list[str] = []
