@@ -1,4 +1,4 @@
-"""`omnichannel-bridge run` freezes what its startup made, so the collector stops walking it under load."""
+"""`omnichannel-bridge run` sets the garbage collector for serving once the bridge has started."""
 
 from __future__ import annotations
 
@@ -8,14 +8,16 @@ from typing import Any
 
 import pytest
 
-from bridge.commands.run import freeze_gc_after_startup
+from bridge.commands.run import GC_YOUNG_THRESHOLD, tune_gc_after_startup
 
 
 @pytest.fixture
 def unfrozen() -> Iterator[None]:
+    thresholds = gc.get_threshold()
     gc.unfreeze()
     yield
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 async def test_objects_made_by_startup_are_frozen_once_it_completes(unfrozen: None) -> None:
@@ -38,10 +40,11 @@ async def test_objects_made_by_startup_are_frozen_once_it_completes(unfrozen: No
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    await freeze_gc_after_startup(app)({"type": "lifespan"}, receive, send)
+    await tune_gc_after_startup(app)({"type": "lifespan"}, receive, send)
     assert sent == [{"type": "lifespan.startup.complete"}]
     assert seen["before"] == 0
     assert seen["after"] >= len(kept)
+    assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD
 
 
 async def test_requests_pass_through_untouched(unfrozen: None) -> None:
@@ -59,6 +62,7 @@ async def test_requests_pass_through_untouched(unfrozen: None) -> None:
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b""}
 
-    await freeze_gc_after_startup(app)({"type": "http"}, receive, send)
+    await tune_gc_after_startup(app)({"type": "http"}, receive, send)
     assert calls == ["http"] and sent[0]["status"] == 204
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold()[0] != GC_YOUNG_THRESHOLD
