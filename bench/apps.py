@@ -6,7 +6,8 @@
 `bare` decodes the body into a msgspec Struct and answers 200: the ceiling of any Litestar endpoint on this
 server stack. `relay` is what a bridge without a queue does: it awaits an httpx POST of the update to the
 upstream before answering, so every webhook answer waits on the platform and pays httpx's CPU cost.
-Both run uvicorn exactly as `omnichannel-bridge run` does (same loop and HTTP parser), without access logs.
+Both run uvicorn exactly as `omnichannel-bridge run` does (same loop and HTTP parser, the same garbage collector
+settings once started), without access logs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from litestar import Litestar, Request, Response, post
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import APP_CORE, pin_to
+
+from bridge.commands.run import tune_gc_after_startup
 
 __all__ = ["bare_app", "main", "relay_app"]
 
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("relay needs --upstream")
     pin_to(APP_CORE)
     factory: Callable[[], Litestar] = bare_app if args.kind == "bare" else (lambda: relay_app(args.upstream))
-    uvicorn.run(factory(), host="127.0.0.1", port=args.port, log_level="warning", access_log=False,
+    uvicorn.run(tune_gc_after_startup(factory()), host="127.0.0.1", port=args.port, log_level="warning", access_log=False,
                 server_header=False)
     return 0
 
