@@ -116,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("relay needs --upstream")
     pin_to(APP_CORE)
     factory: Callable[[], Litestar] = bare_app if args.kind == "bare" else (lambda: relay_app(args.upstream))
-    uvicorn.run(tune_gc_after_startup(factory()), host="127.0.0.1", port=args.port, log_level="warning", access_log=False,
-                server_header=False)
+    uvicorn.run(tune_gc_after_startup(factory()), host="127.0.0.1", port=args.port, log_level="warning",
+                access_log=False, server_header=False)
     return 0
 
 
