@@ -159,16 +159,18 @@ def targets(results: Results) -> list[tuple[bool | None, str]]:
 _PACKAGES = ("uvicorn", "h11", "litestar", "msgspec", "httpx", "aiohttp", "redis", "hiredis")
 
 
-def environment() -> str:
-    """One line naming what the numbers were measured with: results from different versions do not compare."""
+def environment(redis_server: str | None = None) -> str:
+    """One line naming what the numbers were measured with: results from different versions do not compare.
+    `redis_server` says which Redis the Redis scenario used."""
     versions = []
     for name in _PACKAGES:
         try:
             versions.append(f"{name} {metadata.version(name)}")
         except metadata.PackageNotFoundError:
             versions.append(f"{name} -")
+    server = f"; {redis_server}" if redis_server else ""
     return (f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, Linux {platform.release()}; "
-            + ", ".join(versions))
+            + ", ".join(versions) + server)
 
 
 def render(results: Results, *, runs: int) -> str:

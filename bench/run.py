@@ -2,9 +2,10 @@
 
     python bench/run.py [--duration 10] [--connections 50] [--runs 3] [--only bare,relay,sqlite,redis,clients]
 
-Servers run pinned to core 0; the load generator, the platform stub and the fake Telegram on core 1 (see
-bench/README.md for what each number means and the last results). Only loopback addresses are used; Redis
-keys go under a fresh `bench-...` prefix on --redis-url and are deleted afterwards.
+Servers run pinned to core 0; the load generator, the platform stub, the fake Telegram and the Redis server on
+core 1 (see bench/README.md for what each number means and the last results). Only loopback addresses are used.
+The Redis scenario starts a private `redis-server` for the run; with --redis-url it uses that server instead,
+keys under a fresh `bench-...` prefix, deleted afterwards.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import LOAD_CORE, pin_to
+from common import LOAD_CORE, free_port, pin_to
 from procs import Server, run_json, script, start_server
 from report import environment, median_results, render
 from scenarios import Bench, measure_bridge, measure_endpoint
@@ -57,6 +58,41 @@ def _redis_reachable(url: str) -> str | None:
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
+
+
+def _redis_server(url: str, private: bool) -> str:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=1.0)
+    try:
+        version = client.info("server").get("redis_version", "?")
+    except Exception:
+        version = "?"
+    finally:
+        client.close()
+    where = "a private server on the load core" if private else f"the server at {url}"
+    return f"Redis {version} ({where})"
+
+
+def _start_redis(work_dir: Path) -> tuple[Server, str] | None:
+    """A private Redis on the load generator's core, keeping nothing on disk; None without `redis-server`.
+
+    A shared Redis is scheduled wherever the kernel likes, often on the bridge's core, whose time it then
+    takes (10-16 % in the noise column), so the bridge's throughput measured the neighbour too."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    port = free_port()
+    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    server = start_server("redis", argv, core=LOAD_CORE, log_dir=work_dir)
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10.0
+    while _redis_reachable(url) is not None:
+        if server.process.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"redis-server did not start:\n{server.tail()}")
+        time.sleep(0.05)
+    return server, url
 
 
 def one_run(args: argparse.Namespace, chosen: list[str], work_dir: Path) -> dict[str, Any]:
@@ -96,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chats", type=int, default=500, help="distinct Telegram chats in the load")
     parser.add_argument("--runs", type=int, default=1, help="whole runs; with more than one, medians are shown")
     parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated subset of " + ",".join(SCENARIOS))
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    parser.add_argument("--redis-url", help="a running Redis to use (default: a private redis-server for the run, "
+                        "pinned with the load generator; redis://127.0.0.1:6379/15 when there is none)")
     parser.add_argument("--bridge-log-level", default="INFO", help="the bridge's logging.level (default INFO)")
     parser.add_argument("--client-requests", type=int, default=3000, help="POSTs per client in the micro-benchmark")
     parser.add_argument("--profile", type=Path, metavar="DIR",
@@ -110,15 +147,24 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     if not 1 <= args.duration <= 120 or not 1 <= args.connections <= 1000 or not 1 <= args.runs <= 10:
         parser.error("--duration 1..120, --connections 1..1000 and --runs 1..10 are required")
-    if not args.redis_url.startswith(("redis://127.0.0.1", "redis://localhost")):
+    if args.redis_url is not None and not args.redis_url.startswith(("redis://127.0.0.1", "redis://localhost")):
         parser.error("--redis-url must be a loopback redis:// URL")
+    pin_to(LOAD_CORE)
+    work_dir = Path(tempfile.mkdtemp(prefix="bridge-bench-"))
+    private_redis: Server | None = None
+    if "redis" in chosen and args.redis_url is None:
+        started = _start_redis(work_dir)
+        if started is None:
+            print("redis-server not found: the Redis scenario uses redis://127.0.0.1:6379/15", file=sys.stderr)
+            args.redis_url = "redis://127.0.0.1:6379/15"
+        else:
+            private_redis, args.redis_url = started
     if "redis" in chosen:
         problem = _redis_reachable(args.redis_url)
         if problem:
             print(f"skipping the Redis scenario: {args.redis_url} is not reachable ({problem})", file=sys.stderr)
             chosen.remove("redis")
-    pin_to(LOAD_CORE)
-    work_dir = Path(tempfile.mkdtemp(prefix="bridge-bench-"))
+    redis_server = _redis_server(args.redis_url, private_redis is not None) if "redis" in chosen else None
     runs: list[dict[str, Any]] = []
     try:
         for n in range(args.runs):
@@ -132,12 +178,14 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     finally:
+        if private_redis is not None:
+            private_redis.stop()
         if args.json:
             args.json.write_text(json.dumps(runs, indent=1))
         if not args.keep:
             shutil.rmtree(work_dir, ignore_errors=True)
     print(render(median_results(runs) if len(runs) > 1 else runs[0], runs=len(runs)))
-    print(f"\nmeasured with {environment()}")
+    print(f"\nmeasured with {environment(redis_server)}")
     return 0
 
 
