@@ -21,7 +21,10 @@ log = logging.getLogger("bridge.run")
 GC_YOUNG_THRESHOLD = 20_000
 
 _Message = MutableMapping[str, Any]
-_Asgi = Callable[[_Message, Callable[[], Awaitable[_Message]], Callable[[_Message], Awaitable[None]]], Awaitable[None]]
+_Receive = Callable[[], Awaitable[_Message]]
+_Send = Callable[[_Message], Awaitable[None]]
+_Asgi = Callable[[_Message, _Receive, _Send], Awaitable[None]]
+_App = Callable[..., Awaitable[None]]  # any ASGI app, Litestar's precise signature included
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,16 +50,29 @@ def startup_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _plain_startup_failure(app: Callable[..., Awaitable[None]]) -> _Asgi:
+def _lifespan_only(wrap: Callable[[_App], _Asgi]) -> Callable[[_App], _Asgi]:
+    """For a wrapper that changes only how the app's lifespan goes: requests reach the app as they were."""
+
+    def wrapper(app: _App) -> _Asgi:
+        lifespan = wrap(app)
+
+        async def wrapped(scope: _Message, receive: _Receive, send: _Send) -> None:
+            if scope["type"] == "lifespan":
+                await lifespan(scope, receive, send)
+            else:
+                await app(scope, receive, send)
+
+        return wrapped
+
+    return wrapper
+
+
+@_lifespan_only
+def _plain_startup_failure(app: _App) -> _Asgi:
     """The app, except that a failed startup is reported as one line instead of Litestar's whole traceback
     (which uvicorn would print as the failure message); the traceback is still logged at DEBUG."""
 
-    async def wrapped(
-        scope: _Message, receive: Callable[[], Awaitable[_Message]], send: Callable[[_Message], Awaitable[None]]
-    ) -> None:
-        if scope["type"] != "lifespan":
-            await app(scope, receive, send)
-            return
+    async def lifespan(scope: _Message, receive: _Receive, send: _Send) -> None:
         held: list[_Message] = []
 
         async def send_holding_failure(message: _Message) -> None:
@@ -76,10 +92,11 @@ def _plain_startup_failure(app: Callable[..., Awaitable[None]]) -> _Asgi:
         if held:  # failed without raising: pass the failure on as it was
             await send(held[0])
 
-    return wrapped
+    return lifespan
 
 
-def tune_gc_after_startup(app: Callable[..., Awaitable[None]]) -> _Asgi:
+@_lifespan_only
+def tune_gc_after_startup(app: _App) -> _Asgi:
     """The app, with the garbage collector set for serving once its startup is complete: every object that
     exists then (modules, config, connections, caches: tens of thousands) is moved out of the collector's
     sight (`gc.freeze`), and young objects are looked at less often (`GC_YOUNG_THRESHOLD`).
@@ -91,13 +108,7 @@ def tune_gc_after_startup(app: Callable[..., Awaitable[None]]) -> _Asgi:
     collector is the whole process's, which an application embedding the bridge owns.
     """
 
-    async def wrapped(
-        scope: _Message, receive: Callable[[], Awaitable[_Message]], send: Callable[[_Message], Awaitable[None]]
-    ) -> None:
-        if scope["type"] != "lifespan":
-            await app(scope, receive, send)
-            return
-
+    async def lifespan(scope: _Message, receive: _Receive, send: _Send) -> None:
         async def send_freezing(message: _Message) -> None:
             if message["type"] == "lifespan.startup.complete":
                 gc.collect()  # what startup left as garbage is freed, not kept for good
@@ -107,7 +118,7 @@ def tune_gc_after_startup(app: Callable[..., Awaitable[None]]) -> _Asgi:
 
         await app(scope, receive, send_freezing)
 
-    return wrapped
+    return lifespan
 
 
 def main(args: argparse.Namespace) -> int:
