@@ -60,10 +60,14 @@ class Backlog:
         self._read_lock = asyncio.Lock()
         self._held: dict[_Key, deque[asyncio.Future[bool]]] = {}
         self._closed = False
+        # Below this many items a channel is under every mark that is on (0: no mark is on).
+        self._room = min((mark for mark in (high_water, max_backlog) if mark), default=0)
 
     async def admit(self, items: Sequence[Item]) -> None:
         """Return when the items may be stored: at once below high water, after a bounded wait above it;
         raise `Backpressure` when their channel's queue is full."""
+        if self._has_room(items):
+            return
         if self.high_water:
             await self._wait_below_high_water(items)
         if self.max_backlog:
@@ -93,6 +97,16 @@ class Backlog:
         for held in self._held.values():
             while held:
                 _release(held.popleft())
+
+    def _has_room(self, items: Sequence[Item]) -> bool:
+        """The common case, decided without a look at the queue: the counts are fresh and every item's channel
+        is below every mark (or no mark is on)."""
+        if not self._room:
+            return True
+        if self._clock() - self._read_at >= self.refresh:
+            return False
+        counts, room = self._counts, self._room
+        return all(counts.get(_key(item), 0) < room for item in items)
 
     async def _read(self) -> None:
         if self._clock() - self._read_at >= self.refresh:

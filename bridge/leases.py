@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from bridge.queue import Claim, Queue, QueueError
 
@@ -41,14 +41,9 @@ class LeaseKeeper:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    @contextlib.contextmanager
-    def holding(self, claim: Claim) -> Iterator[None]:
+    def holding(self, claim: Claim) -> contextlib.AbstractContextManager[None]:
         """Keep `claim`'s lease while the block runs."""
-        self._held[claim.token] = (claim, asyncio.get_running_loop().time())
-        try:
-            yield
-        finally:
-            self._held.pop(claim.token, None)
+        return _Holding(self._held, claim)
 
     async def _renew_forever(self) -> None:
         loop = asyncio.get_running_loop()
@@ -73,3 +68,19 @@ class LeaseKeeper:
             self._held.pop(claim.token, None)  # another claimer has it now: stop renewing
         elif claim.token in self._held:
             self._held[claim.token] = (claim, asyncio.get_running_loop().time())
+
+
+class _Holding:
+    # A plain class rather than a generator-based context manager: one wraps every delivery, and the generator
+    # machinery cost more than the two dictionary operations inside.
+    __slots__ = ("_claim", "_held")
+
+    def __init__(self, held: dict[str, tuple[Claim, float]], claim: Claim) -> None:
+        self._held = held
+        self._claim = claim
+
+    def __enter__(self) -> None:
+        self._held[self._claim.token] = (self._claim, asyncio.get_running_loop().time())
+
+    def __exit__(self, *_exc: object) -> None:
+        self._held.pop(self._claim.token, None)
