@@ -50,19 +50,29 @@ def startup_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+class _LifespanOnly:
+    """An app whose lifespan goes through `lifespan` and whose requests go straight to `requests`."""
+
+    __slots__ = ("lifespan", "requests")
+
+    def __init__(self, lifespan: _Asgi, requests: _App) -> None:
+        self.lifespan = lifespan
+        self.requests = requests
+
+    async def __call__(self, scope: _Message, receive: _Receive, send: _Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.lifespan(scope, receive, send)
+        else:
+            await self.requests(scope, receive, send)
+
+
 def _lifespan_only(wrap: Callable[[_App], _Asgi]) -> Callable[[_App], _Asgi]:
-    """For a wrapper that changes only how the app's lifespan goes: requests reach the app as they were."""
+    """For a wrapper that changes only how the app's lifespan goes: requests reach the app as they were, past
+    every such wrapper at once (one hop per request however many are stacked)."""
 
     def wrapper(app: _App) -> _Asgi:
-        lifespan = wrap(app)
-
-        async def wrapped(scope: _Message, receive: _Receive, send: _Send) -> None:
-            if scope["type"] == "lifespan":
-                await lifespan(scope, receive, send)
-            else:
-                await app(scope, receive, send)
-
-        return wrapped
+        requests = app.requests if isinstance(app, _LifespanOnly) else app
+        return _LifespanOnly(wrap(app), requests)
 
     return wrapper
 
