@@ -95,6 +95,23 @@ def _start_redis(work_dir: Path) -> tuple[Server, str] | None:
     return server, url
 
 
+def _choose_redis(args: argparse.Namespace, chosen: list[str], work_dir: Path) -> Server | None:
+    """Set `args.redis_url` for the Redis scenario: the given server, else a private one (returned, to be
+    stopped), else the machine's shared one; drop the scenario when the server is not reachable."""
+    if args.redis_url is None:
+        started = _start_redis(work_dir)
+        if started is not None:
+            server, args.redis_url = started
+            return server
+        print("redis-server not found: the Redis scenario uses redis://127.0.0.1:6379/15", file=sys.stderr)
+        args.redis_url = "redis://127.0.0.1:6379/15"
+    problem = _redis_reachable(args.redis_url)
+    if problem:
+        print(f"skipping the Redis scenario: {args.redis_url} is not reachable ({problem})", file=sys.stderr)
+        chosen.remove("redis")
+    return None
+
+
 def one_run(args: argparse.Namespace, chosen: list[str], work_dir: Path) -> dict[str, Any]:
     upstream, ready = _start_upstream(work_dir)
     results: dict[str, Any] = {}
@@ -152,21 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     pin_to(LOAD_CORE)
     work_dir = Path(tempfile.mkdtemp(prefix="bridge-bench-"))
     private_redis: Server | None = None
-    if "redis" in chosen and args.redis_url is None:
-        started = _start_redis(work_dir)
-        if started is None:
-            print("redis-server not found: the Redis scenario uses redis://127.0.0.1:6379/15", file=sys.stderr)
-            args.redis_url = "redis://127.0.0.1:6379/15"
-        else:
-            private_redis, args.redis_url = started
-    if "redis" in chosen:
-        problem = _redis_reachable(args.redis_url)
-        if problem:
-            print(f"skipping the Redis scenario: {args.redis_url} is not reachable ({problem})", file=sys.stderr)
-            chosen.remove("redis")
-    redis_server = _redis_server(args.redis_url, private_redis is not None) if "redis" in chosen else None
+    redis_server: str | None = None
     runs: list[dict[str, Any]] = []
     try:
+        if "redis" in chosen:
+            private_redis = _choose_redis(args, chosen, work_dir)
+            if "redis" in chosen:
+                redis_server = _redis_server(args.redis_url, private_redis is not None)
         for n in range(args.runs):
             print(f"run {n + 1}/{args.runs} (work folder {work_dir})", file=sys.stderr)
             began = time.monotonic()
