@@ -10,8 +10,8 @@ for days) is dead-lettered without one: operators can still replay it. A deliver
 
 Workers wake at once when this process submits work (one idle worker per item stored, as each claims one
 lane), at the exact time the next retry is due, and otherwise every `poll_interval` seconds to see work that
-other processes or replicas put. While a delivery runs its
-lease is renewed every third of `lease`, so only a claimer that died loses it.
+other processes or replicas put. While a delivery runs its lease is renewed every third of `lease`, so only a
+claimer that died loses it.
 
 `stop()` stops claiming, gives in-flight deliveries `shutdown_grace` seconds to finish and be recorded, then
 cancels them and hands their items back to the queue; whatever is still queued stays there for the next
