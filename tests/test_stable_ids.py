@@ -28,3 +28,16 @@ def test_a_known_id_stays_what_it_was() -> None:
 )
 def test_ids_are_uuid5_of_the_joined_parts(parts: tuple[str, ...]) -> None:
     assert stable_id(*parts) == str(uuid.uuid5(NAMESPACE, "\x1f".join(parts)))
+
+
+def test_visitor_ids_are_the_same_from_the_bridge_as_computed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bridge remembers visitor ids (bounded); remembered or not, an id is the computed one."""
+    from bridge import core
+
+    monkeypatch.setattr(core, "_VISITOR_IDS_KEPT", 3)
+    bridge = core.Bridge(channels={}, store=None, platform=None, handoff=None, file_urls=None)  # type: ignore[arg-type]
+    users = [("tg", str(n)) for n in range(5)] + [("web", "0")]
+    for _ in range(2):
+        for channel, user in users:
+            assert bridge._visitor_id(channel, user) == stable_id("visitor", channel, user)
+    assert 0 < len(bridge._visitor_ids) <= 3
