@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
+from bridge._errors import describe_error
+
 __all__ = ["Answer", "ConnectTimeout", "ConnectionFailed", "Http1Client", "HttpError", "InvalidUrl"]
 
 _HEAD_LIMIT = 64 * 1024  # status line and headers of an answer
@@ -200,7 +202,7 @@ class Http1Client:
                 raise ConnectTimeout(f"no connection within {connect_timeout:g}s") from None
             raise
         except (OSError, ssl.SSLError) as exc:
-            raise ConnectionFailed(_describe(exc)) from None
+            raise ConnectionFailed(describe_error(exc)) from None
         return _Connection(reader, writer, time.monotonic())
 
     # ------------------------------------------------------------------ one exchange
@@ -227,7 +229,7 @@ class Http1Client:
                 raise _Stale() from None
             except OSError as exc:
                 _raise_if_expired(watch)
-                raise ConnectionFailed(_describe(exc)) from None
+                raise ConnectionFailed(describe_error(exc)) from None
             except HttpError:
                 _raise_if_expired(watch)
                 raise
@@ -235,7 +237,7 @@ class Http1Client:
                 body, complete = await _read_body(reader, status, headers, self._max_body)
             except (asyncio.IncompleteReadError, ConnectionError, OSError, HttpError, ValueError) as exc:
                 _raise_if_expired(watch)
-                return Answer(status, headers, b"", body_error=_describe(exc))
+                return Answer(status, headers, b"", body_error=describe_error(exc))
             keep = complete and version == b"HTTP/1.1" and headers.get("connection", "").lower() != "close"
             return Answer(status, headers, body)
         finally:
@@ -382,8 +384,3 @@ def _parse_url(url: str) -> tuple[_Origin, str]:
     if parts.query:
         target = f"{target}?{parts.query}"
     return _Origin(parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80)), target
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

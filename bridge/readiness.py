@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import httpx
 
+from bridge._errors import describe_error
 from bridge.core import Channel
 from bridge.handoff import Handoff
 from bridge.metrics import Metrics
@@ -36,9 +37,6 @@ def _error(detail: str) -> Check:
     return {"status": ERROR, "detail": detail}
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class Readiness:
@@ -86,7 +84,7 @@ class Readiness:
         except TimeoutError:
             return _error(f"no answer within {self.timeout:g}s")
         except Exception as exc:
-            return _error(self.redact(_describe(exc)))
+            return _error(self.redact(describe_error(exc)))
         if result is not None:
             result["detail"] = self.redact(result["detail"])
         return result

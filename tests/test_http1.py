@@ -52,8 +52,9 @@ async def raw_server(
         server.close()
 
 
-def answering(*answers: bytes) -> Handler:
-    """A handler that answers each request on a connection with the next of `answers`, then keeps it open."""
+def answering(*answers: bytes, stall: bytes | None = None) -> Handler:
+    """A handler that answers each request on a connection with the next of `answers`, then keeps it open.
+    With `stall`, the request after them gets only that (nothing, or e.g. a head without its whole body)."""
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, requests: list[Request]) -> None:
         for answer in answers:
@@ -62,6 +63,9 @@ def answering(*answers: bytes) -> Handler:
                 return
             requests.append(request)
             writer.write(answer)
+            await writer.drain()
+        if stall is not None and await read_request(reader) is not None:
+            writer.write(stall)
             await writer.drain()
         await reader.read()  # hold the connection until the client closes it
 
@@ -209,33 +213,13 @@ async def test_a_slow_answer_is_a_timeout(client: Http1Client) -> None:
             await client.post(url, b"{}", content_type="application/json", timeout=0.2, connect_timeout=1)
 
 
-def answering_then_stalling(*answers: bytes, stall: bytes = b"") -> Handler:
-    """Answers each request on a connection with the next of `answers`; the request after them gets `stall`
-    (e.g. a head without its body) and then nothing more."""
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, requests: list[Request]) -> None:
-        for answer in answers:
-            request = await read_request(reader)
-            if request is None:
-                return
-            requests.append(request)
-            writer.write(answer)
-            await writer.drain()
-        if await read_request(reader) is not None:
-            writer.write(stall)
-            await writer.drain()
-        await reader.read()  # until the client gives up on the connection
-
-    return handler
-
-
 _OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
 @pytest.mark.parametrize("stall", [b"", b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\npart"],
                          ids=["no answer", "body stalls"])
 async def test_a_slow_answer_on_a_kept_alive_connection_is_a_timeout(client: Http1Client, stall: bytes) -> None:
-    async with raw_server(answering_then_stalling(_OK, stall=stall)) as (url, _, ports):
+    async with raw_server(answering(_OK, stall=stall)) as (url, _, ports):
         assert (await post(client, url)).body == b"ok"  # type: ignore[attr-defined]
         with pytest.raises(TimeoutError):  # not a stale connection sent again, nor a lost body
             await client.post(url, b"{}", content_type="application/json", timeout=0.2, connect_timeout=1)
@@ -248,7 +232,7 @@ async def test_each_exchange_keeps_its_own_deadline() -> None:
     """A shorter timeout that starts after a longer one still ends first, and the longer one still ends."""
     http = Http1Client()
     try:
-        async with raw_server(answering_then_stalling(_OK)) as (url, _, ports):
+        async with raw_server(answering(_OK, stall=b"")) as (url, _, ports):
             await asyncio.gather(post(http, url), post(http, url))  # two kept-alive connections
             assert len(ports) == 2
             ended: list[str] = []
@@ -275,7 +259,7 @@ async def test_each_exchange_keeps_its_own_deadline() -> None:
 async def test_waiting_for_a_free_connection_counts_toward_the_timeout() -> None:
     http = Http1Client(limit=1)
     try:
-        async with raw_server(answering_then_stalling(_OK)) as (url, _, ports):
+        async with raw_server(answering(_OK, stall=b"")) as (url, _, ports):
             await post(http, url)
             holder = asyncio.create_task(
                 http.post(url, b"{}", content_type="application/json", timeout=1.5, connect_timeout=1)
