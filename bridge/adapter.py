@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, final
 import httpx
 import msgspec
 
+from bridge._errors import describe_error
 from bridge.fetch import SafeFetcher
 from bridge.messages import Inbound, Outbound, OutboundFile, OutboundKeyboard
 from bridge.webhook import DEFAULT_MAX_BODY
@@ -252,7 +253,7 @@ class Adapter(ABC, Generic[ConfigT]):
         except SendError:
             raise
         except Exception as exc:
-            raise RetryableSendError(f"{type(exc).__name__}: {exc}") from exc
+            raise RetryableSendError(describe_error(exc)) from exc
 
     @abstractmethod
     async def do_send(self, message: Outbound) -> None:

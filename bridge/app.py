@@ -15,6 +15,7 @@ from typing import Any
 from litestar import Litestar, Request, Response, Router
 from litestar.exceptions import HTTPException
 
+from bridge._errors import describe_error
 from bridge.adapter import Adapter, AdapterContext, NotTakenOver
 from bridge.config import Config, adapter_settings, reply_base_url, secret_values
 from bridge.core import Bridge, Channel
@@ -47,7 +48,7 @@ def _submitter(bridge: Bridge, channel_id: str) -> Callable[[Inbound], Any]:
             await bridge.accept_inbound(channel_id, inbound)
         except Exception as exc:
             log.warning("inbound message not taken over", extra={"channel": channel_id, "reason": str(exc)})
-            raise NotTakenOver(f"{type(exc).__name__}: {exc}") from exc
+            raise NotTakenOver(describe_error(exc)) from exc
 
     return submit
 

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
 
+from bridge._errors import describe_error
 from bridge.backlog import Backlog, Backpressure
 from bridge.config import Config, DeliveryConfig
 from bridge.handoff import (
@@ -308,7 +309,7 @@ class DurableHandoff(Handoff):
             raise
         except Exception as exc:
             log.exception("delivering %s raised; it will be retried", _describe(claim), extra=_extra(item))
-            outcome = Retry(f"delivery raised {type(exc).__name__}: {exc}")
+            outcome = Retry(f"delivery raised {describe_error(exc)}")
         if not isinstance(outcome, Delivered | Permanent | Retry):
             return Retry(f"the deliverer returned {outcome!r} instead of an outcome")
         return outcome

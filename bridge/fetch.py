@@ -37,6 +37,7 @@ from urllib.parse import unquote
 
 import httpx
 
+from bridge._errors import describe_error
 from bridge.fetch_policy import (
     IPAddress,
     IPNetwork,
@@ -324,7 +325,7 @@ class SafeFetcher:
             except httpx.TimeoutException as exc:
                 raise FetchFailed(f"timed out ({type(exc).__name__})", url=_shown(url), retryable=True) from None
             except httpx.HTTPError as exc:
-                raise FetchFailed(f"{type(exc).__name__}: {exc}", url=_shown(url), retryable=True) from None
+                raise FetchFailed(describe_error(exc), url=_shown(url), retryable=True) from None
             hop.push_async_callback(response.aclose)
             return response
         raise FetchFailed(failure, url=_shown(url), retryable=True)

@@ -19,6 +19,7 @@ from litestar import Response, get
 from litestar.params import FromPath
 from litestar.response import Stream
 
+from bridge._errors import describe_error
 from bridge.adapter import Adapter, AdapterError, FileDownload, FileGone, FileTooLarge
 from bridge.files import FileClaim, FileUrlSigner, TokenExpired, TokenInvalid
 from bridge.metrics import Metrics
@@ -86,7 +87,7 @@ def file_routes(
             refused(channel, "unavailable", logging.WARNING, why=str(exc))
             return _error(502, "bad_gateway", "the messenger could not be asked for this file; try again later")
         except Exception as exc:
-            refused(channel, "unavailable", logging.ERROR, why=f"{type(exc).__name__}: {exc}")
+            refused(channel, "unavailable", logging.ERROR, why=describe_error(exc))
             return _error(502, "bad_gateway", "the messenger could not be asked for this file; try again later")
 
     @get("/files/{token:str}", name="file")

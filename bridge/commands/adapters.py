@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, TextIO, Union, get_args, get_origin
 
 import msgspec
 
+from bridge._errors import describe_error
 from bridge.plugins import ENTRY_POINT_GROUP, AdapterLoadError, load_adapter
 
 __all__ = ["HELP", "AdapterInfo", "ConfigKey", "add_arguments", "config_keys", "describe", "main", "type_name"]
@@ -109,7 +110,7 @@ def describe(entry: EntryPoint) -> AdapterInfo:
     except AdapterLoadError as exc:
         info.error = str(exc)
     except Exception as exc:  # a config_type that is no Struct, a default factory that fails...
-        info.error = f"adapter {entry.name!r} ({entry.value}) cannot be described: {type(exc).__name__}: {exc}"
+        info.error = f"adapter {entry.name!r} ({entry.value}) cannot be described: {describe_error(exc)}"
     return info
 
 

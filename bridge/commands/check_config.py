@@ -11,6 +11,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+from bridge._errors import describe_error
 from bridge.config import (
     ChannelConfig,
     Config,
@@ -69,7 +70,7 @@ def main(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return _fail(exc.problems, sys.stderr)
     except Exception as exc:  # a broken plugin or a bug: still one line, as promised
-        return _fail([f"{path}: cannot check the config: {type(exc).__name__}: {exc}"], sys.stderr)
+        return _fail([f"{path}: cannot check the config: {describe_error(exc)}"], sys.stderr)
     report(config, path, reveal=args.show_secrets, registry_known=adapters is not None, out=sys.stdout)
     return EXIT_OK
 

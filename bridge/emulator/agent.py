@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from bridge._errors import describe_error
 from bridge.emulator.config import EmulatorChannel, EmulatorConfig
 from bridge.emulator.inbound import VisitorEvent
 from bridge.emulator.records import Recorder, ReplyRecord
@@ -120,7 +121,7 @@ class ScriptedAgent:
             status = response.status_code
             response_text = response.text
         except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            error = describe_error(exc)
             logger.warning("emulated agent could not reach %s: %s", url, error)
         self._recorder.add_reply(
             ReplyRecord(

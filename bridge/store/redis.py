@@ -26,6 +26,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
+from bridge._errors import describe_error
 from bridge.protocol import VisitorFields
 from bridge.store._shared import ChatIdCache, VisitorCache, check_ttl, redact_url
 from bridge.store.base import ChatRecord, Store, StoreError
@@ -142,7 +143,7 @@ class RedisStore(Store):
         try:
             yield
         except RedisError as exc:
-            raise StoreError(f"Redis at {redact_url(self.url)} failed: {type(exc).__name__}: {exc}") from exc
+            raise StoreError(f"Redis at {redact_url(self.url)} failed: {describe_error(exc)}") from exc
         except OSError as exc:
             raise StoreError(f"Redis at {redact_url(self.url)} is unreachable: {exc}") from exc
 
