@@ -128,16 +128,14 @@ class Http1Client:
         try:
             connection = self._pooled(origin)
             if connection is not None:
-                try:
-                    return await self._exchange(origin, connection, request, self._deadlines.watch(
-                        loop, deadline, connection.writer.transport))
-                except _Stale:
-                    pass
+                answer = await self._exchange_pooled(origin, connection, request, loop, deadline)
+                if answer is not None:
+                    return answer
             # A new connection, the rare case: an ordinary timeout covers connecting and the exchange.
             async with asyncio.timeout_at(deadline):
                 connection = await self._connect(origin, connect_timeout)
                 try:
-                    return await self._exchange(origin, connection, request, None)
+                    return await self._exchange(origin, connection, request)
                 except _Stale:
                     raise ConnectionFailed("the server closed the connection without an answer") from None
         finally:
@@ -207,11 +205,28 @@ class Http1Client:
 
     # ------------------------------------------------------------------ one exchange
 
-    async def _exchange(
-        self, origin: _Origin, connection: _Connection, request: bytes, watch: _Watch | None
-    ) -> Answer:
-        """One request and its answer. With `watch`, the exchange is cut when the watch's deadline passes
-        (its connection aborted) and raises `TimeoutError` then."""
+    async def _exchange_pooled(
+        self, origin: _Origin, connection: _Connection, request: bytes, loop: asyncio.AbstractEventLoop,
+        deadline: float,
+    ) -> Answer | None:
+        """`_exchange` on a pooled connection, cut (the connection aborted) when `deadline` passes, which raises
+        `TimeoutError`; None when the server had closed the connection (the request may be sent again)."""
+        watch = self._deadlines.watch(loop, deadline, connection.writer.transport)
+        try:
+            answer = await self._exchange(origin, connection, request)
+        except (_Stale, HttpError) as exc:  # how the read that the abort ended fails
+            if watch.expired:
+                raise TimeoutError from None
+            if isinstance(exc, _Stale):
+                return None
+            raise
+        finally:
+            self._deadlines.forget(watch)
+        if watch.expired and answer.body_error is not None:  # the abort ended the body's read
+            raise TimeoutError
+        return answer
+
+    async def _exchange(self, origin: _Origin, connection: _Connection, request: bytes) -> Answer:
         reader, writer = connection.reader, connection.writer
         keep = False
         try:
@@ -220,29 +235,20 @@ class Http1Client:
                 await writer.drain()
                 status, version, headers = await _read_head(reader)
             except asyncio.IncompleteReadError as exc:
-                _raise_if_expired(watch)
                 if not exc.partial:
                     raise _Stale() from None
                 raise ConnectionFailed("the answer broke off in its headers") from None
             except (ConnectionResetError, BrokenPipeError):
-                _raise_if_expired(watch)
                 raise _Stale() from None
             except OSError as exc:
-                _raise_if_expired(watch)
                 raise ConnectionFailed(describe_error(exc)) from None
-            except HttpError:
-                _raise_if_expired(watch)
-                raise
             try:
                 body, complete = await _read_body(reader, status, headers, self._max_body)
             except (asyncio.IncompleteReadError, ConnectionError, OSError, HttpError, ValueError) as exc:
-                _raise_if_expired(watch)
                 return Answer(status, headers, b"", body_error=describe_error(exc))
             keep = complete and version == b"HTTP/1.1" and headers.get("connection", "").lower() != "close"
             return Answer(status, headers, body)
         finally:
-            if watch is not None:
-                self._deadlines.forget(watch)
             if keep:
                 self._release(origin, connection)
             else:
@@ -266,7 +272,7 @@ class _Deadlines:
     `asyncio.timeout` per request (a timer, a task lookup and a cancellation scope each time) was a few per
     cent of the CPU a message costs. Here an exchange is put in a set, one timer is armed for the earliest
     deadline, and an exchange whose deadline passed has its connection aborted: its pending read fails and
-    `_exchange` turns that into `TimeoutError`. Exchanges that end in time only leave the set."""
+    `_exchange_pooled` turns that into `TimeoutError`. Exchanges that end in time only leave the set."""
 
     # Timers may fire up to the clock's resolution early; a deadline this close counts as passed.
     _SLACK = 0.001
@@ -304,11 +310,6 @@ class _Deadlines:
                 earliest = watch.deadline
         if earliest < math.inf:
             self._arm(loop, earliest)
-
-
-def _raise_if_expired(watch: _Watch | None) -> None:
-    if watch is not None and watch.expired:
-        raise TimeoutError from None
 
 
 async def _read_head(reader: asyncio.StreamReader) -> tuple[int, bytes, dict[str, str]]:
