@@ -25,7 +25,11 @@ to run again after a busy error, which every call inside `transaction()` is (it 
 Checkpoints (copying the log back into the database file, which fsyncs that file too) run at most every
 `checkpoint_interval` seconds, after an fsync, in a second thread on a connection of their own: a checkpoint can
 take tens of milliseconds on a busy disk, and the log's fsyncs (which callers wait for) must not queue behind
-it. The loop's connection never starts one itself.
+it. The loop's connection never starts one itself. The log starts over from its beginning only when a
+checkpoint has copied all of it, and under steady load a checkpoint running beside the writes never does: the
+log grew by tens of megabytes a second, without end. So each checkpoint ends with a second pass while the
+loop's calls wait, which copies what was written during the first (little, as the first took the bulk); the
+next write then starts the log over, and `journal_size_limit` gives back what a burst made it grow to.
 """
 
 from __future__ import annotations
@@ -40,13 +44,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["SqliteRunner", "is_busy"]
+__all__ = ["WAL_SIZE_LIMIT", "SqliteRunner", "is_busy"]
 
 T = TypeVar("T")
 
 logger = logging.getLogger("bridge.store")
 
 _BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+# What the log is cut back to when it starts over: above what a second of heavy load writes, so that in steady
+# operation its size does not change (see `_sync_data`), while a burst's growth is given back.
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 
 def is_busy(exc: sqlite3.Error) -> bool:
@@ -69,6 +77,7 @@ class SqliteRunner:
         name: str,
         checkpoint_interval: float = 1.0,
         sync_interval: float = 0.005,
+        wal_size_limit: int = WAL_SIZE_LIMIT,
     ) -> None:
         self._path = path
         self._opener = opener
@@ -76,6 +85,7 @@ class SqliteRunner:
         self._name = name
         self._checkpoint_interval = checkpoint_interval
         self._sync_interval = sync_interval
+        self._wal_size_limit = wal_size_limit
         self._last_sync = float("-inf")  # when the last fsync round started (monotonic)
         self._conn: sqlite3.Connection | None = None
         self._checkpointer: sqlite3.Connection | None = None
@@ -87,6 +97,7 @@ class SqliteRunner:
         # The checkpoints' own thread, and the one running now (at most one at a time).
         self._checkpoints: ThreadPoolExecutor | None = None
         self._checkpoint: asyncio.Future[None] | None = None
+        self._closing = False  # no new checkpoint: `close()` waits for the last one before it takes the lock
         # Durable commits made, and how many of them an fsync has covered (see `_sync_wal`).
         self._written = 0
         self._synced = 0
@@ -109,6 +120,7 @@ class SqliteRunner:
                 return
             self._executor = self._executor or ThreadPoolExecutor(1, thread_name_prefix=self._name)
             self._conn = await _wait_for(self._executor, self._open_sync)
+            self._closing = False
 
     def _open_sync(self) -> sqlite3.Connection:
         conn = self._opener()
@@ -116,6 +128,7 @@ class SqliteRunner:
             conn.execute("PRAGMA busy_timeout = 0")  # the loop's setting; the thread raises it per call
             conn.execute("PRAGMA synchronous = NORMAL")  # durability comes from `durable` (see above)
             conn.execute("PRAGMA wal_autocheckpoint = 0")
+            conn.execute(f"PRAGMA journal_size_limit = {int(self._wal_size_limit)}")
         except BaseException:
             conn.close()
             raise
@@ -125,10 +138,12 @@ class SqliteRunner:
         """Waits for the call and the fsync in flight, then closes the connections and stops the thread."""
         if self._lock is None:
             return
+        self._closing = True
+        if self._checkpoint is not None:  # before the lock: its second pass needs the lock too
+            await asyncio.gather(asyncio.shield(self._checkpoint), return_exceptions=True)
         async with self._lock:
-            for pending in (self._sync_round, self._checkpoint):
-                if pending is not None:
-                    await asyncio.gather(asyncio.shield(pending), return_exceptions=True)
+            if self._sync_round is not None:
+                await asyncio.gather(asyncio.shield(self._sync_round), return_exceptions=True)
             checkpoints, self._checkpoints = self._checkpoints, None
             if checkpoints is not None:
                 await _wait_for(checkpoints, self._close_checkpointer)
@@ -218,11 +233,17 @@ class SqliteRunner:
         finally:
             self._sync_round = None
         now = time.monotonic()
-        if now >= self._next_checkpoint and self._checkpoint is None:
+        if now >= self._next_checkpoint and self._checkpoint is None and not self._closing:
             self._next_checkpoint = now + self._checkpoint_interval
-            self._checkpoints = self._checkpoints or ThreadPoolExecutor(1, thread_name_prefix=f"{self._name}-ckpt")
-            self._checkpoint = asyncio.get_running_loop().run_in_executor(self._checkpoints, self._checkpoint_sync)
+            self._checkpoint = asyncio.ensure_future(self._checkpoint_round())
             self._checkpoint.add_done_callback(self._checkpoint_done)
+
+    async def _checkpoint_round(self) -> None:
+        """The two passes of a checkpoint (see the module docstring)."""
+        self._checkpoints = self._checkpoints or ThreadPoolExecutor(1, thread_name_prefix=f"{self._name}-ckpt")
+        await _wait_for(self._checkpoints, self._checkpoint_sync)
+        async with self._locked():
+            await _wait_for(self._checkpoints, self._checkpoint_sync)
 
     def _checkpoint_done(self, future: asyncio.Future[None]) -> None:
         self._checkpoint = None
