@@ -9,9 +9,9 @@ schedule is exhausted), and an item that waited longer than `max_age` for its fi
 for days) is dead-lettered without one: operators can still replay it. A deliverer that raises counts as a retry.
 
 Workers wake at once when this process submits work (one idle worker per item stored, as each claims one
-lane), at the exact time the next retry is due, and otherwise every `poll_interval` seconds to see work that
-other processes or replicas put. While a delivery runs its lease is renewed every third of `lease`, so only a
-claimer that died loses it.
+lane) or an ack leaves a chat ready that the acking worker did not take, at the exact time the next retry is
+due, and otherwise every `poll_interval` seconds to see work that other processes or replicas put. While a
+delivery runs its lease is renewed every third of `lease`, so only a claimer that died loses it.
 
 `stop()` stops claiming, gives in-flight deliveries `shutdown_grace` seconds to finish and be recorded, then
 cancels them and hands their items back to the queue; whatever is still queued stays there for the next
@@ -287,6 +287,10 @@ class DurableHandoff(Handoff):
             else:
                 acked, next_claim = await self.queue.ack_and_claim(claim, lease=self.lease)
                 _note_recorded(claim, acked)
+                if next_claim is not None and _lane(next_claim) != _lane(claim):
+                    # The ack may have left this chat's next item ready while the claim made with it took
+                    # an older lane: an idle worker takes the chat on, instead of it waiting for a poll.
+                    self._notify(1)
             self.backlog.settled(claim)
         elif isinstance(outcome, Permanent):
             log.warning(
@@ -361,6 +365,10 @@ def _time_up(waiter: asyncio.Future[bool]) -> None:
 def _consume_error(future: asyncio.Future[float | None]) -> None:
     if not future.cancelled():
         future.exception()
+
+
+def _lane(claim: Claim) -> tuple[str, str, int]:
+    return claim.direction, claim.channel_id, claim.chat_id
 
 
 def _describe(claim: Claim) -> str:

@@ -468,3 +468,53 @@ async def test_a_claim_made_with_the_last_ack_is_handed_back_at_stop(tmp_path: P
         assert claim is not None and claim.dedupe_key == "second"
     finally:
         await again.close()
+
+
+async def test_a_chat_left_ready_by_an_ack_wakes_an_idle_worker(tmp_path: Path) -> None:
+    # Worker A delivers l1 while l2 of the same chat waits behind it; m1 of another chat is due for a retry
+    # and worker B sleeps (a 60 s poll). A's ack of l1 leaves chat 1 ready, and the claim made with that ack
+    # takes the older ready lane, m1, whose delivery waits for l2. Only a wake-up of B delivers l2 in time.
+    clock = FakeClock()
+    queue = SqliteQueue(tmp_path / "bridge.db", clock=clock)
+    handoff = DurableHandoff(queue, workers=2, poll_interval=60.0, lease=3600.0, clock=clock)
+    l1_may_finish = asyncio.Event()
+    l2_delivered = asyncio.Event()
+    attempts: list[str] = []
+
+    async def deliver(item: Item) -> Outcome:
+        key = item.dedupe_key
+        attempts.append(key)
+        if key == "l1":
+            await l1_may_finish.wait()
+        elif key == "m1" and attempts.count("m1") == 1:
+            return Retry("platform answered 503", retry_after=100.0)
+        elif key == "m1":
+            await asyncio.wait_for(l2_delivered.wait(), WAIT)
+        elif key == "l2":
+            l2_delivered.set()
+        return Delivered()
+
+    async def until(condition: Callable[[], bool]) -> None:
+        for _ in range(int(WAIT / 0.01)):
+            if condition():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("the workers did not get there")
+
+    await handoff.start(deliver)
+    try:
+        await until(lambda: len(handoff._idle) == 2)
+        await handoff.submit([inbound("l1", chat=1)])
+        await until(lambda: attempts == ["l1"] and len(handoff._idle) == 1)
+        await handoff.submit([inbound("m1", chat=2)])
+        await until(lambda: attempts == ["l1", "m1"] and len(handoff._idle) == 1)
+        await handoff.submit([inbound("l2", chat=1)])  # wakes B, which finds chat 1 held and m1 not due
+        await asyncio.sleep(0.05)
+        await until(lambda: len(handoff._idle) == 1)
+        clock.advance(200)  # m1 is due now; B sleeps on
+        l1_may_finish.set()
+        await wait_for(l2_delivered)
+        await drained(handoff)
+    finally:
+        await handoff.stop()
+    assert attempts == ["l1", "m1", "m1", "l2"]
