@@ -28,8 +28,10 @@ take tens of milliseconds on a busy disk, and the log's fsyncs (which callers wa
 it. The loop's connection never starts one itself. The log starts over from its beginning only when a
 checkpoint has copied all of it, and under steady load a checkpoint running beside the writes never does: the
 log grew by tens of megabytes a second, without end. So each checkpoint ends with a second pass while the
-loop's calls wait, which copies what was written during the first (little, as the first took the bulk); the
-next write then starts the log over, and `journal_size_limit` gives back what a burst made it grow to.
+loop's calls wait, which copies what was written during the first (little, as the first took the bulk) holding
+the database's write lock, so that another runner on the same file (the store's beside the queue's) does not
+write meanwhile either; the next write then starts the log over, and `journal_size_limit` gives back what a
+burst made it grow to.
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ T = TypeVar("T")
 logger = logging.getLogger("bridge.store")
 
 _BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+# How long the second pass of a checkpoint waits for another connection's write to finish (milliseconds).
+_CHECKPOINT_WAIT_MS = 20
 
 # What the log is cut back to when it starts over: above what a second of heavy load writes, so that in steady
 # operation its size does not change (see `_sync_data`), while a burst's growth is given back.
@@ -140,7 +145,11 @@ class SqliteRunner:
             return
         self._closing = True
         if self._checkpoint is not None:  # before the lock: its second pass needs the lock too
-            await asyncio.gather(asyncio.shield(self._checkpoint), return_exceptions=True)
+            try:
+                await asyncio.gather(asyncio.shield(self._checkpoint), return_exceptions=True)
+            except BaseException:  # close() cancelled: the runner stays open, and keeps checkpointing
+                self._closing = False
+                raise
         async with self._lock:
             if self._sync_round is not None:
                 await asyncio.gather(asyncio.shield(self._sync_round), return_exceptions=True)
@@ -241,9 +250,9 @@ class SqliteRunner:
     async def _checkpoint_round(self) -> None:
         """The two passes of a checkpoint (see the module docstring)."""
         self._checkpoints = self._checkpoints or ThreadPoolExecutor(1, thread_name_prefix=f"{self._name}-ckpt")
-        await _wait_for(self._checkpoints, self._checkpoint_sync)
+        await _wait_for(self._checkpoints, lambda: self._checkpoint_sync("PASSIVE"))
         async with self._locked():
-            await _wait_for(self._checkpoints, self._checkpoint_sync)
+            await _wait_for(self._checkpoints, lambda: self._checkpoint_sync("FULL"))
 
     def _checkpoint_done(self, future: asyncio.Future[None]) -> None:
         self._checkpoint = None
@@ -257,14 +266,22 @@ class SqliteRunner:
             _fsync_folder(self._path.parent)  # the log file's own entry, created by the first write
         _sync_data(self._wal_fd)
 
-    def _checkpoint_sync(self) -> None:
-        """In the checkpoint thread, which alone uses the checkpointer connection."""
+    def _checkpoint_sync(self, mode: str) -> None:
+        """In the checkpoint thread, which alone uses the checkpointer connection. `FULL` (the second pass)
+        holds the database's write lock while it copies, so that another connection to the same file (the
+        store's beside the queue's, in one process) cannot write meanwhile either: it waits up to
+        `_CHECKPOINT_WAIT_MS` for such a writer to finish (and for readers of older snapshots, which only a
+        long read of another process makes; this runner's calls wait that long then), and that writer's next
+        call waits in its thread."""
         if self._checkpointer is None:
             self._checkpointer = sqlite3.connect(self._path, timeout=0.0, isolation_level=None)
+            self._checkpointer.execute("PRAGMA synchronous = FULL")  # the file synced before the log restarts
+        conn = self._checkpointer
         try:
-            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            conn.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_WAIT_MS if mode == 'FULL' else 0}")
+            conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         except sqlite3.OperationalError as exc:
-            if not is_busy(exc):  # another process's checkpoint is running: this one is not needed
+            if not is_busy(exc):  # another checkpoint or a long writer: the next round copies the rest
                 raise
 
     def _close_checkpointer(self) -> None:

@@ -240,6 +240,38 @@ async def test_the_log_starts_over_while_writes_go_on(tmp_path: Path) -> None:
     assert largest < written, f"the log grew to {largest} bytes for {written} written"
 
 
+async def test_the_log_starts_over_with_two_runners_on_one_file(tmp_path: Path) -> None:
+    # The store and the queue share the database file by default, each with its own runner: a second pass
+    # that held only its own runner's calls let the other write meanwhile (~125 MB of log for 40 MB written).
+    path = tmp_path / "shared.db"
+
+    def make(name: str) -> SqliteRunner:
+        return SqliteRunner(
+            path, blob_opener(path), busy_timeout=5.0, name=name, checkpoint_interval=0.05, sync_interval=0.001
+        )
+
+    queue_runner, store_runner = make("queue"), make("store")
+    await queue_runner.open()
+    await store_runner.open()
+    written = 0
+    largest = 0
+    try:
+
+        async def writer(runner: SqliteRunner) -> None:
+            nonlocal written, largest
+            for _ in range(500):
+                await runner.durable(write_blob(8000))
+                written += 8000
+                largest = max(largest, wal_size(path))
+
+        await asyncio.gather(*(writer(queue_runner) for _ in range(8)), *(writer(store_runner) for _ in range(2)))
+    finally:
+        await queue_runner.close()
+        await store_runner.close()
+    assert written == 10 * 500 * 8000
+    assert largest < written, f"the log grew to {largest} bytes for {written} written"
+
+
 async def test_a_log_grown_behind_a_long_reader_is_cut_back(tmp_path: Path) -> None:
     path = tmp_path / "burst.db"
     limit = 256 * 1024
@@ -257,13 +289,15 @@ async def test_a_log_grown_behind_a_long_reader_is_cut_back(tmp_path: Path) -> N
         await runner.durable(write_blob(100))
         # Another process holds an old snapshot: no checkpoint may copy past it, so the log grows.
         reader = sqlite3.connect(path, isolation_level=None)
-        reader.execute("BEGIN")
-        reader.execute("SELECT COUNT(*) FROM blobs").fetchone()
-        for _ in range(200):
-            await runner.durable(write_blob(8000))
-        assert wal_size(path) > 4 * limit
-        reader.execute("COMMIT")
-        reader.close()
+        try:
+            reader.execute("BEGIN")
+            reader.execute("SELECT COUNT(*) FROM blobs").fetchone()
+            for _ in range(200):
+                await runner.durable(write_blob(8000))
+            assert wal_size(path) > 4 * limit
+            reader.execute("COMMIT")
+        finally:
+            reader.close()
         # Once the reader is gone, a checkpoint covers the whole log, and the next write starts it over and
         # gives back what it had grown to beyond the limit.
         for _ in range(500):
