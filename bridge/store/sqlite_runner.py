@@ -253,6 +253,9 @@ class SqliteRunner:
         await _wait_for(self._checkpoints, lambda: self._checkpoint_sync("PASSIVE"))
         async with self._locked():
             await _wait_for(self._checkpoints, lambda: self._checkpoint_sync("FULL"))
+            # The first write after the log starts over rewrites the log's header and fsyncs it (even with
+            # synchronous=NORMAL): made here, in the thread, rather than by the next call on the loop.
+            await self._in_thread_locked(self._require(), _restart_log)
 
     def _checkpoint_done(self, future: asyncio.Future[None]) -> None:
         self._checkpoint = None
@@ -294,6 +297,13 @@ class SqliteRunner:
 # is rewritten in place after each checkpoint, so most syncs have no size change to write either, which
 # saves the file system a journal commit per sync.
 _sync_data: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
+
+
+def _restart_log(conn: sqlite3.Connection) -> None:
+    """A write that changes nothing: the database header's user version, set to what it is (nothing else in
+    the bridge uses it)."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    conn.execute(f"PRAGMA user_version = {version}")
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -324,3 +324,36 @@ async def test_close_waits_for_a_checkpoint_under_way(tmp_path: Path) -> None:
         assert main_file.execute("SELECT COUNT(*) FROM blobs").fetchone()[0] == 5
     finally:
         main_file.close()
+
+
+async def test_the_log_starts_over_in_the_thread_not_on_the_next_call(tmp_path: Path) -> None:
+    # Starting the log over fsyncs its new header; the checkpoint's own small write in the worker thread does
+    # it, so the log is already short when the round ends, before the loop writes again.
+    path = tmp_path / "restart.db"
+    runner = SqliteRunner(path, blob_opener(path), busy_timeout=5.0, name="test", checkpoint_interval=0.0)
+    await runner.open()
+    try:
+
+        async def round_ended() -> None:
+            for _ in range(500):
+                if runner._checkpoint is None:
+                    return
+                await asyncio.sleep(0.01)
+            raise AssertionError("the checkpoint did not end")
+
+        for _ in range(20):
+            await runner.durable(write_blob(8000))
+        await round_ended()
+        await runner.durable(write_blob(100_000))  # ~25 pages, then a round of its own
+        await round_ended()
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            busy, log_frames, _copied = other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            version = other.execute("PRAGMA user_version").fetchone()[0]
+        finally:
+            other.close()
+        assert busy == 0
+        assert log_frames <= 2, f"the log still holds {log_frames} frames"  # the last write's ~25 before
+        assert version == 0
+    finally:
+        await runner.close()
