@@ -287,7 +287,7 @@ class DurableHandoff(Handoff):
             else:
                 acked, next_claim = await self.queue.ack_and_claim(claim, lease=self.lease)
                 _note_recorded(claim, acked)
-                if next_claim is not None and _lane(next_claim) != _lane(claim):
+                if next_claim is not None and next_claim.lane != claim.lane:
                     # The ack may have left this chat's next item ready while the claim made with it took
                     # an older lane: an idle worker takes the chat on, instead of it waiting for a poll.
                     self._notify(1)
@@ -365,10 +365,6 @@ def _time_up(waiter: asyncio.Future[bool]) -> None:
 def _consume_error(future: asyncio.Future[float | None]) -> None:
     if not future.cancelled():
         future.exception()
-
-
-def _lane(claim: Claim) -> tuple[str, str, int]:
-    return claim.direction, claim.channel_id, claim.chat_id
 
 
 def _describe(claim: Claim) -> str:

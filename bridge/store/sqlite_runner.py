@@ -30,8 +30,8 @@ checkpoint has copied all of it, and under steady load a checkpoint running besi
 log grew by tens of megabytes a second, without end. So each checkpoint ends with a second pass while the
 loop's calls wait, which copies what was written during the first (little, as the first took the bulk) holding
 the database's write lock, so that another runner on the same file (the store's beside the queue's) does not
-write meanwhile either; the next write then starts the log over, and `journal_size_limit` gives back what a
-burst made it grow to.
+write meanwhile either; a write that changes nothing, in the worker thread, then starts the log over (which
+fsyncs its new header: not on the loop), and `journal_size_limit` gives back what a burst made it grow to.
 """
 
 from __future__ import annotations
@@ -253,8 +253,7 @@ class SqliteRunner:
         await _wait_for(self._checkpoints, lambda: self._checkpoint_sync("PASSIVE"))
         async with self._locked():
             await _wait_for(self._checkpoints, lambda: self._checkpoint_sync("FULL"))
-            # The first write after the log starts over rewrites the log's header and fsyncs it (even with
-            # synchronous=NORMAL): made here, in the thread, rather than by the next call on the loop.
+            # The write that starts the log over fsyncs its new header, even with synchronous=NORMAL.
             await self._in_thread_locked(self._require(), _restart_log)
 
     def _checkpoint_done(self, future: asyncio.Future[None]) -> None:
@@ -282,7 +281,7 @@ class SqliteRunner:
         conn = self._checkpointer
         try:
             conn.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_WAIT_MS if mode == 'FULL' else 0}")
-            conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            conn.execute(f"PRAGMA wal_checkpoint({mode})")
         except sqlite3.OperationalError as exc:
             if not is_busy(exc):  # another checkpoint or a long writer: the next round copies the rest
                 raise

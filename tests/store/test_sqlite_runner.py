@@ -160,6 +160,14 @@ async def test_fsync_rounds_are_spaced_but_a_lone_write_is_synced_at_once(
         await runner.close()
 
 
+async def checkpoint_ended(runner: SqliteRunner) -> None:
+    for _ in range(500):
+        if runner._checkpoint is None:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the checkpoint did not end")
+
+
 async def test_checkpoints_copy_the_log_into_the_database_file(tmp_path: Path) -> None:
     path = tmp_path / "checkpointed.db"
 
@@ -173,10 +181,7 @@ async def test_checkpoints_copy_the_log_into_the_database_file(tmp_path: Path) -
     try:
         for n in range(20):
             await runner.durable(insert(n, []))
-        for _ in range(200):
-            if runner._checkpoint is None:
-                break
-            await asyncio.sleep(0.01)
+        await checkpoint_ended(runner)
         # Read the database file alone, as if the log were lost: the checkpoints put the rows there.
         main_file = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
         try:
@@ -213,27 +218,38 @@ def wal_size(path: Path) -> int:
         return 0
 
 
+def steady_runner(path: Path, name: str = "test") -> SqliteRunner:
+    return SqliteRunner(
+        path, blob_opener(path), busy_timeout=5.0, name=name, checkpoint_interval=0.05, sync_interval=0.001
+    )
+
+
+async def write_without_pause(path: Path, writers: list[SqliteRunner]) -> tuple[int, int]:
+    """Each writer (a runner, once per writer it stands for) makes 500 writes of 8000 bytes back to back:
+    the bytes written, and the largest the log grew to meanwhile."""
+    written = 0
+    largest = 0
+
+    async def writer(runner: SqliteRunner) -> None:
+        nonlocal written, largest
+        for _ in range(500):
+            await runner.durable(write_blob(8000))
+            written += 8000
+            largest = max(largest, wal_size(path))
+
+    await asyncio.gather(*(writer(runner) for runner in writers))
+    return written, largest
+
+
 async def test_the_log_starts_over_while_writes_go_on(tmp_path: Path) -> None:
     # Writers that never pause: a checkpoint running beside them never covers the whole log. Before the
     # second pass with the calls held, the log grew to about four times the bytes written here (each commit
     # writes whole pages); with it, to about a quarter of them.
     path = tmp_path / "steady.db"
-    runner = SqliteRunner(
-        path, blob_opener(path), busy_timeout=5.0, name="test", checkpoint_interval=0.05, sync_interval=0.001
-    )
+    runner = steady_runner(path)
     await runner.open()
-    written = 0
-    largest = 0
     try:
-
-        async def writer() -> None:
-            nonlocal written, largest
-            for _ in range(500):
-                await runner.durable(write_blob(8000))
-                written += 8000
-                largest = max(largest, wal_size(path))
-
-        await asyncio.gather(*(writer() for _ in range(8)))
+        written, largest = await write_without_pause(path, [runner] * 8)
     finally:
         await runner.close()
     assert written == 8 * 500 * 8000
@@ -244,27 +260,11 @@ async def test_the_log_starts_over_with_two_runners_on_one_file(tmp_path: Path) 
     # The store and the queue share the database file by default, each with its own runner: a second pass
     # that held only its own runner's calls let the other write meanwhile (~125 MB of log for 40 MB written).
     path = tmp_path / "shared.db"
-
-    def make(name: str) -> SqliteRunner:
-        return SqliteRunner(
-            path, blob_opener(path), busy_timeout=5.0, name=name, checkpoint_interval=0.05, sync_interval=0.001
-        )
-
-    queue_runner, store_runner = make("queue"), make("store")
+    queue_runner, store_runner = steady_runner(path, "queue"), steady_runner(path, "store")
     await queue_runner.open()
     await store_runner.open()
-    written = 0
-    largest = 0
     try:
-
-        async def writer(runner: SqliteRunner) -> None:
-            nonlocal written, largest
-            for _ in range(500):
-                await runner.durable(write_blob(8000))
-                written += 8000
-                largest = max(largest, wal_size(path))
-
-        await asyncio.gather(*(writer(queue_runner) for _ in range(8)), *(writer(store_runner) for _ in range(2)))
+        written, largest = await write_without_pause(path, [queue_runner] * 8 + [store_runner] * 2)
     finally:
         await queue_runner.close()
         await store_runner.close()
@@ -333,19 +333,11 @@ async def test_the_log_starts_over_in_the_thread_not_on_the_next_call(tmp_path: 
     runner = SqliteRunner(path, blob_opener(path), busy_timeout=5.0, name="test", checkpoint_interval=0.0)
     await runner.open()
     try:
-
-        async def round_ended() -> None:
-            for _ in range(500):
-                if runner._checkpoint is None:
-                    return
-                await asyncio.sleep(0.01)
-            raise AssertionError("the checkpoint did not end")
-
         for _ in range(20):
             await runner.durable(write_blob(8000))
-        await round_ended()
+        await checkpoint_ended(runner)
         await runner.durable(write_blob(100_000))  # ~25 pages, then a round of its own
-        await round_ended()
+        await checkpoint_ended(runner)
         other = sqlite3.connect(path, isolation_level=None)
         try:
             busy, log_frames, _copied = other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
